@@ -1,0 +1,37 @@
+# jaxnets — the two commands a new user needs: `make train` and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install train test experiments experiments-quick bench clean
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; run 'make PYTHON=python3 ...' with a Python >= 3.10"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## The main job: train a [64, 30, 10] network on the offline 8x8 digits with hand-written backprop.
+train: $(STAMP)
+	$(BIN)/jaxnets train --dataset digits --sizes 64,30,10 --activation sigmoid --loss softmax_cross_entropy \
+		--optimizer sgd --learning-rate 0.5 --momentum 0.9 --batch-size 32 --epochs 60 --gradients manual --gradcheck
+
+## The test suite.
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+experiments: $(STAMP)
+	$(BIN)/python -m experiments.run_all
+
+experiments-quick: $(STAMP)
+	$(BIN)/python -m experiments.run_all --quick
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/throughput.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

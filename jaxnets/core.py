@@ -1,0 +1,116 @@
+"""The Layer protocol, the training context, and `serial` composition.
+
+A layer is a box with a forward and a backward pass (the flow-graph view of backprop):
+
+    init(key, input_shape)              -> (output_shape, params, state)
+    forward(params, state, x, ctx)      -> (y, new_state, cache)
+    backward(params, cache, dy)         -> (dparams, dx)
+
+Shapes exclude the batch axis; arrays carry a leading batch axis of size m. `dy` is ∂C/∂y for the whole batch
+(the loss gradient already carries the 1/m of the batch mean), so `dparams` are sums over the batch of the
+per-example terms. `dparams` has the structure of `params`, `dx` the shape of `x`.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple, Optional
+
+import jax
+
+Shape = tuple[int, ...]
+PyTree = Any
+
+
+class Ctx(NamedTuple):
+    """What a forward pass may depend on besides params, state and input.
+
+    train: Python bool (static under `jit`): batch statistics and dropout masks in training mode.
+    key:   a PRNG key or None; `serial` folds in each child's index so every layer draws its own randomness.
+    """
+
+    train: bool = False
+    key: Optional[jax.Array] = None
+
+    def child(self, index: int) -> "Ctx":
+        """The context of the `index`-th child of a combinator: same flag, an independent key."""
+        if self.key is None:
+            return self
+        return Ctx(self.train, jax.random.fold_in(self.key, index))
+
+
+class Layer(NamedTuple):
+    """Three pure functions and a name (used in error messages and gradient-check reports)."""
+
+    init: Callable[..., tuple[Shape, PyTree, PyTree]]
+    forward: Callable[..., tuple[jax.Array, PyTree, PyTree]]
+    backward: Callable[..., tuple[PyTree, jax.Array]]
+    name: str = "layer"
+    children: tuple = ()
+
+
+def serial(*layers: Layer, name: str | None = None) -> Layer:
+    """Compose layers in sequence; params, state and cache are tuples with one entry per child.
+
+    The backward pass runs the children's backward passes in reverse order: δˡ = backwardˡ⁺¹(δˡ⁺¹) is the
+    recursion δˡ = ((Wˡ⁺¹)ᵀ δˡ⁺¹) ⊙ σ′(zˡ) split into its dense and activation factors.
+    """
+    if not layers:
+        raise ValueError("serial() needs at least one layer, e.g. serial(Dense(10), Sigmoid)")
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, Layer):
+            raise TypeError(
+                f"serial(): argument {i} is {type(layer).__name__}, not a Layer; "
+                "did you pass a layer constructor without calling it (Dense instead of Dense(10))?"
+            )
+    label = name or "serial(" + ", ".join(layer.name for layer in layers) + ")"
+
+    def init(key, input_shape):
+        params, state = [], []
+        shape = tuple(input_shape)
+        for i, layer in enumerate(layers):
+            shape, p, s = layer.init(jax.random.fold_in(key, i), shape)
+            params.append(p)
+            state.append(s)
+        return shape, tuple(params), tuple(state)
+
+    def forward(params, state, x, ctx):
+        _check_tuple(label, "params", params, len(layers))
+        _check_tuple(label, "state", state, len(layers))
+        new_state, caches = [], []
+        for i, layer in enumerate(layers):
+            x, s, cache = layer.forward(params[i], state[i], x, ctx.child(i))
+            new_state.append(s)
+            caches.append(cache)
+        return x, tuple(new_state), tuple(caches)
+
+    def backward(params, cache, dy):
+        dparams = [None] * len(layers)
+        for i in reversed(range(len(layers))):
+            dparams[i], dy = layers[i].backward(params[i], cache[i], dy)
+        return tuple(dparams), dy
+
+    return Layer(init, forward, backward, label, tuple(layers))
+
+
+def _check_tuple(label, what, tree, n):
+    if not isinstance(tree, (tuple, list)) or len(tree) != n:
+        got = f"{type(tree).__name__} of length {len(tree)}" if isinstance(tree, (tuple, list)) else type(tree).__name__
+        raise ValueError(
+            f"{label}: {what} should be a tuple with one entry per layer ({n}), got {got}; "
+            f"pass the {what} returned by this model's init"
+        )
+
+
+def init(model: Layer, key: jax.Array, input_shape: Shape) -> tuple[Shape, PyTree, PyTree]:
+    """`model.init` with a friendlier check of `input_shape` (per-example shape, no batch axis)."""
+    if isinstance(input_shape, int):
+        input_shape = (input_shape,)
+    if not all(isinstance(d, int) and d > 0 for d in input_shape):
+        raise ValueError(f"{model.name}: input_shape must be positive ints without the batch axis, got {input_shape}")
+    return model.init(key, tuple(input_shape))
+
+
+def apply(model: Layer, params: PyTree, state: PyTree, x: jax.Array, *, train: bool = False,
+          key: Optional[jax.Array] = None) -> tuple[jax.Array, PyTree]:
+    """Run the forward pass: returns (outputs, new_state). `x` has a leading batch axis."""
+    y, new_state, _ = model.forward(params, state, x, Ctx(train, key))
+    return y, new_state

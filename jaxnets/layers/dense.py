@@ -1,0 +1,53 @@
+"""Fully connected layer z = a·W + b, with its hand-written backward pass.
+
+Row-vector convention: a batch `a` has shape (m, n_in), W has shape (n_in, n_out), b has shape (n_out,).
+The textbook writes zˡ = Wˡ aˡ⁻¹ + bˡ with column vectors; our W is its transpose, so its ∂C/∂W = δ aᵀ
+becomes aᵀ·δ here.
+"""
+from __future__ import annotations
+
+import jax.numpy as jnp
+from jax import lax
+
+from jaxnets.core import Layer
+from jaxnets.initializers import glorot_uniform, zeros
+
+
+def Dense(n: int, w_init=glorot_uniform, b_init=zeros, dtype=None) -> Layer:
+    """A dense layer with `n` outputs: params {"w": (n_in, n), "b": (n,)}; input (m, n_in) -> output (m, n)."""
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"Dense(n): n must be a positive int (number of output units), got {n!r}")
+    name = f"Dense({n})"
+
+    def init(key, input_shape):
+        if len(input_shape) != 1:
+            raise ValueError(
+                f"{name}: expects flat inputs of shape (n_in,), got per-example shape {input_shape}; "
+                "put Flatten before it"
+            )
+        w = w_init(key, (input_shape[0], n), dtype)
+        b = b_init(key, (n,), dtype)
+        return (n,), {"w": w, "b": b}, ()
+
+    def forward(params, state, x, ctx):
+        w, b = params["w"], params["b"]
+        if x.ndim != 2 or x.shape[1] != w.shape[0]:
+            raise ValueError(
+                f"{name}: input has shape {tuple(x.shape)} but this layer expects (batch, {w.shape[0]}); "
+                f"check the model's input size (init with input_shape=({x.shape[-1] if x.ndim else '?'},)) "
+                "or reshape the data to (batch, features)"
+            )
+        z = jnp.dot(x, w) + b
+        return z, state, x  # cache: the incoming activation a
+
+    def backward(params, a, delta):
+        # δ = ∂C/∂z arrives from above (it already carries σ′ if an activation follows).
+        # ∂C/∂W = aᵀ δ, summed over the batch (BP4); contract the batch axis directly, no transpose.
+        dw = lax.dot_general(a, delta, (((0,), (0,)), ((), ())))
+        # ∂C/∂b = δ, summed over the batch (BP3).
+        db = jnp.sum(delta, axis=0)
+        # ∂C/∂a = δ Wᵀ, the (Wˡ⁺¹)ᵀ δˡ⁺¹ factor of BP2; contract the output axis of W.
+        da = lax.dot_general(delta, params["w"], (((1,), (1,)), ((), ())))
+        return {"w": dw, "b": db}, da
+
+    return Layer(init, forward, backward, name)

@@ -1,0 +1,113 @@
+"""The gradient-transformation protocol, `chain` and `apply_updates` (optax-compatible).
+
+A gradient transformation is a pair of pure functions:
+
+    init(params)                                  -> state
+    update(updates, state, params=None, **extra)  -> (new_updates, new_state)
+
+`updates` is a pytree shaped like `params` (usually the gradients). Transformations compose with `chain`, and
+the final updates are *added* to the parameters by `apply_updates`: the minus sign of gradient descent lives in
+`scale_by_learning_rate`, so an optimizer returns u = -lr * direction.
+
+The protocol is structural: a jaxnets transformation unpacks like any `(init, update)` pair, so `optax.chain`
+accepts it, and `jaxnets.optim.chain` accepts optax transformations (passing `**extra` keyword arguments only to
+those whose `update` takes them).
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable, NamedTuple, Union
+
+import jax
+import jax.numpy as jnp
+
+PyTree = Any
+Params = Updates = OptState = PyTree
+Schedule = Callable[[jax.typing.ArrayLike], jax.typing.ArrayLike]
+ScalarOrSchedule = Union[float, jax.Array, Schedule]
+
+
+class GradientTransformation(NamedTuple):
+    """`init(params) -> state` and `update(updates, state, params=None, **extra) -> (updates, state)`.
+
+    Every jaxnets `update` accepts and ignores unknown keyword arguments (optax's "extra args" contract).
+    """
+
+    init: Callable[[Params], OptState]
+    update: Callable[..., tuple[Updates, OptState]]
+
+
+class EmptyState(NamedTuple):
+    """The state of a stateless transformation: a pytree node with no leaves."""
+
+
+def init_empty_state(params: Params) -> EmptyState:
+    del params
+    return EmptyState()
+
+
+def identity() -> GradientTransformation:
+    """Pass the updates through unchanged (state: EmptyState)."""
+
+    def update(updates, state, params=None, **extra):
+        del params, extra
+        return updates, state
+
+    return GradientTransformation(init_empty_state, update)
+
+
+def _takes_extra_kwargs(fn: Callable) -> bool:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):  # builtins or C callables: be conservative
+        return False
+    return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
+def chain(*transforms: GradientTransformation) -> GradientTransformation:
+    """Apply `transforms` in order; the state is a plain tuple with one entry per transformation.
+
+    Every transformation receives the same `params` and the same extra keyword arguments (only those whose
+    `update` declares `**kwargs` get the extra arguments; optax transformations without them are still fine).
+    """
+    for i, tx in enumerate(transforms):
+        if not (isinstance(tx, tuple) and len(tx) == 2 and all(callable(f) for f in tx)):
+            raise TypeError(
+                f"chain(): argument {i} is {type(tx).__name__}, not a gradient transformation (init, update); "
+                "did you pass a factory without calling it (adam instead of adam(1e-3))?"
+            )
+    init_fns = tuple(tx[0] for tx in transforms)
+    update_fns = tuple(tx[1] for tx in transforms)
+    takes_extra = tuple(_takes_extra_kwargs(fn) for fn in update_fns)
+
+    def init(params):
+        return tuple(fn(params) for fn in init_fns)
+
+    def update(updates, state, params=None, **extra):
+        if not isinstance(state, (tuple, list)) or len(state) != len(update_fns):
+            got = f"{len(state)} entries" if isinstance(state, (tuple, list)) else type(state).__name__
+            raise ValueError(
+                f"chain of {len(update_fns)} transformations got a state with {got}; "
+                "pass the state returned by this same chain's init(params)."
+            )
+        new_state = []
+        for fn, s, extra_ok in zip(update_fns, state, takes_extra):
+            updates, s = fn(updates, s, params, **extra) if extra_ok else fn(updates, s, params)
+            new_state.append(s)
+        return updates, tuple(new_state)
+
+    return GradientTransformation(init, update)
+
+
+def apply_updates(params: Params, updates: Updates) -> Params:
+    """params + updates per leaf, cast back to each parameter's dtype; `None` leaves stay `None`.
+
+    The sum is formed in the promoted dtype (e.g. bf16 param + f32 update in f32) and then cast to the param dtype.
+    """
+
+    def add(p, u):
+        if p is None:
+            return None
+        return jnp.asarray(p + u).astype(jnp.asarray(p).dtype)
+
+    return jax.tree.map(add, params, updates, is_leaf=lambda x: x is None)
