@@ -70,11 +70,12 @@ def _bce_grad(a, y):
 binary_cross_entropy = Loss(_bce_value, _bce_grad, "binary_cross_entropy")
 
 
-# --- the same cost on logits z, a = σ(z), stable form: max(z, 0) − z·y + ln(1 + e^{−|z|}) ----------------
-#     ∂C/∂z = (σ(z) − y)/m, the fused "a − y" of sigmoid output + cross-entropy.
+# --- the same cost on logits z, a = σ(z): −y ln σ(z) − (1 − y) ln(1 − σ(z)) = ln(1 + eᶻ) − z·y ------------
+#     ∂C/∂z = (σ(z) − y)/m, the fused "a − y" of sigmoid output + cross-entropy. ln(1 + eᶻ) is evaluated as
+#     logaddexp(0, z): stable for large |z| and smooth at z = 0 (a max/abs form would give jax.grad a kink).
 def _sigmoid_ce_value(z, y):
     y = as_dense_targets(z, y, "sigmoid_cross_entropy")
-    per_unit = jnp.maximum(z, 0) - z * y + jnp.log1p(jnp.exp(-jnp.abs(z)))
+    per_unit = jnp.logaddexp(0.0, z) - z * y
     return jnp.sum(per_unit) / _batch_size(z)
 
 

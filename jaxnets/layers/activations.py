@@ -34,8 +34,9 @@ Sigmoid = _activation("Sigmoid", jax.nn.sigmoid, lambda y, dy: dy * y * (1 - y),
 # tanh′(z) = 1 − tanh²(z), from the cached output.
 Tanh = _activation("Tanh", jnp.tanh, lambda y, dy: dy * (1 - y * y), cache_input=False)
 
-# ReLU(z) = max(0, z);  ReLU′(z) = 1[z > 0] (the subgradient at 0 is taken as 0).
-Relu = _activation("Relu", lambda z: jnp.maximum(z, 0), lambda z, dy: jnp.where(z > 0, dy, 0), cache_input=True)
+# ReLU(z) = max(0, z);  ReLU′(z) = 1[z > 0]. At z = 0 the derivative is taken as 0; the forward is written as
+# a `where` so that jax.grad makes the same choice (jnp.maximum would split the tie as ½).
+Relu = _activation("Relu", lambda z: jnp.where(z > 0, z, 0), lambda z, dy: jnp.where(z > 0, dy, 0), cache_input=True)
 
 # Linear unit: σ(z) = z, σ′ = 1.
 Identity = _activation("Identity", lambda z: z, lambda z, dy: dy, cache_input=True)
