@@ -5,7 +5,16 @@ carries a hand-written backward pass, cross-checked by `jax.grad` and by finite 
 (`jaxnets.gradcheck`).
 """
 from jaxnets import gradcheck, gradients, initializers, losses
+from jaxnets import checkpoint, data
+from jaxnets import optim
 from jaxnets.core import Ctx, Layer, apply, init, serial
 from jaxnets.layers import Dense, Identity, Relu, Sigmoid, Softmax, Step, Tanh
+from jaxnets.layers import AvgPool, BatchNorm, Conv2D, Dropout, Flatten, L2Pool, MaxPool, Reshape
+from jaxnets import models
+from jaxnets import training
+from jaxnets.training import (EarlyStopping, FitResult, History, TrainingDivergedError, evaluate, fit,
+                              plot_history, predict)
+from jaxnets import experiment
+from jaxnets.experiment import fit_ensemble, grid_search, pretrain_layerwise, random_search, vote
 
 __version__ = "0.1.0"

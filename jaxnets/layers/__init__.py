@@ -3,3 +3,10 @@ from jaxnets.layers.activations import Identity, Relu, Sigmoid, Softmax, Step, T
 from jaxnets.layers.dense import Dense
 
 __all__ = ["Dense", "Sigmoid", "Tanh", "Relu", "Softmax", "Identity", "Step"]
+from jaxnets.layers.batchnorm import BatchNorm
+from jaxnets.layers.conv import Conv2D
+from jaxnets.layers.dropout import Dropout
+from jaxnets.layers.pool import AvgPool, L2Pool, MaxPool
+from jaxnets.layers.reshape import Flatten, Reshape
+
+__all__ += ["Conv2D", "MaxPool", "L2Pool", "AvgPool", "Flatten", "Reshape", "Dropout", "BatchNorm"]

@@ -1,0 +1,70 @@
+"""Early stopping: stop when the monitored validation metric has not improved for `patience` epochs.
+
+    fit(..., val_data=(xv, yv), early_stopping=EarlyStopping(patience=5))
+
+An epoch improves on the best so far when its value beats it by more than `min_delta` (lower for a loss,
+higher for an accuracy; NaN never improves). After `patience` epochs in a row without improvement training
+stops, i.e. at epoch best_epoch + patience. With `restore_best`, `fit` returns the params/state of the best
+epoch (the optimizer state stays the last one).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+MONITORS = ("val_loss", "val_accuracy", "train_loss", "train_accuracy")
+
+
+@dataclass(frozen=True)
+class EarlyStopping:
+    patience: int
+    min_delta: float = 0.0
+    monitor: str = "val_loss"
+    restore_best: bool = True
+
+    def __post_init__(self):
+        if isinstance(self.patience, bool) or not isinstance(self.patience, int) or self.patience < 1:
+            raise ValueError(f"EarlyStopping: patience must be a positive int (epochs without improvement), "
+                             f"got {self.patience!r}")
+        if not (isinstance(self.min_delta, (int, float)) and self.min_delta >= 0):
+            raise ValueError(f"EarlyStopping: min_delta must be a number >= 0, got {self.min_delta!r}")
+        if self.monitor not in MONITORS:
+            raise ValueError(f"EarlyStopping: monitor must be one of {MONITORS}, got {self.monitor!r}")
+
+    @property
+    def mode(self) -> str:
+        """"min" for losses, "max" for accuracies."""
+        return "min" if self.monitor.endswith("loss") else "max"
+
+    def improves(self, value, best) -> bool:
+        """Whether `value` beats `best` (None: no best yet) by more than min_delta."""
+        if value is None or not math.isfinite(value):
+            return False
+        if best is None:
+            return True
+        return value < best - self.min_delta if self.mode == "min" else value > best + self.min_delta
+
+    def tracker(self) -> "Tracker":
+        return Tracker(self)
+
+
+class Tracker:
+    """The running state of an EarlyStopping rule: best value, its epoch, epochs since."""
+
+    def __init__(self, rule: EarlyStopping):
+        self.rule, self.best, self.best_epoch, self.wait = rule, None, None, 0
+
+    def update(self, epoch: int, value) -> tuple[bool, bool]:
+        """Record `value` for `epoch`; returns (improved, stop)."""
+        if self.rule.improves(value, self.best):
+            self.best, self.best_epoch, self.wait = float(value), epoch, 0
+            return True, False
+        self.wait += 1
+        return False, self.wait >= self.rule.patience
+
+    def replay(self, history) -> bool:
+        """Feed every row of a History (e.g. after resuming); returns whether it would have stopped."""
+        stop = False
+        for row in history:
+            _, stop = self.update(row["epoch"], row.get(self.rule.monitor))
+        return stop

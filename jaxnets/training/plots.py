@@ -1,0 +1,53 @@
+"""Learning curves: `plot_history(history, path)` writes a PNG (matplotlib is an optional dependency)."""
+from __future__ import annotations
+
+import os
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError as err:
+        raise ImportError("plot_history needs matplotlib; install it with `pip install jaxnets[plot]`") from err
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_history(history, path, *, title: str | None = None, best_epoch: int | None = None) -> str:
+    """Plot loss (and accuracy, when recorded) per epoch for training and validation; save to `path` (PNG).
+
+    history: a `History` (or anything with `.rows` of dicts with "epoch"/"train_loss"/...); best_epoch: draw a
+    dotted marker at that epoch (e.g. `result.best_epoch`). Returns the path.
+    """
+    rows = list(getattr(history, "rows", history))
+    if not rows:
+        raise ValueError("plot_history: the history is empty; train at least one epoch first")
+    plt = _pyplot()
+    epochs = [r["epoch"] for r in rows]
+    has_acc = any(r.get("train_accuracy") is not None or r.get("val_accuracy") is not None for r in rows)
+    panels = [("loss", "loss (cost)")] + ([("accuracy", "accuracy")] if has_acc else [])
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
+    for ax, (metric, label) in zip(axes[0], panels):
+        for split, style in (("train", "-"), ("val", "--")):
+            values = [r.get(f"{split}_{metric}") for r in rows]
+            points = [(e, v) for e, v in zip(epochs, values) if v is not None]
+            if points:
+                xs, ys = zip(*points)
+                ax.plot(xs, ys, style, marker="o" if len(xs) < 30 else None, markersize=3,
+                        label="training" if split == "train" else "validation")
+        if best_epoch is not None:
+            ax.axvline(best_epoch, color="gray", linestyle=":", label=f"best epoch ({best_epoch})")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.set_title(f"{label} per epoch")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title or "learning curves")
+    fig.tight_layout()
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -1,0 +1,124 @@
+"""One optimizer step as a pure function: `make_step(...) -> step(ts, xb, yb, key) -> (ts, metrics)`.
+
+    step = make_step(model, loss, optimizer, gradients="manual", penalty=None)
+    ts, m = jax.jit(step)(ts, xb, yb, key)     # m = {"loss", "correct", "finite"}
+
+The gradient comes from `jaxnets.gradients.get(gradients)` (hand-written backprop or `jax.grad`), the update
+from any optax-protocol `GradientTransformation` (jaxnets.optim or optax). The forward pass runs in training
+mode, `Ctx(train=True, key=key)`, so dropout draws its masks from `key` and BatchNorm updates its statistics
+in the returned `ts.state`.
+
+Non-finite guard: when the cost (penalty included) or any gradient entry is NaN/Inf the step is *not
+applied*: params, layer state, optimizer state and `ts.step` come back unchanged and `metrics["finite"]` is
+False. This is a `jnp.where` select, so the step stays branch-free under `vmap`.
+
+metrics: "loss" the batch-mean data cost (float32; the penalty excluded, so it compares with validation
+loss), "correct" the number of examples classified right (int32; argmax of the outputs vs the integer label or
+the argmax of a one-hot target; with one output unit, output > 0 for logit losses, > 0.5 otherwise; the count
+is meaningless for regression targets and `fit` does not report it there), "finite" a bool scalar.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from jaxnets import gradients as gradient_sources
+from jaxnets.core import Ctx, Layer
+from jaxnets.training.state import TrainState
+
+_LOGIT_LOSSES = ("sigmoid_cross_entropy", "softmax_cross_entropy")
+
+
+def _with_outputs(model: Layer) -> Layer:
+    """The model with its outputs appended to its state, so a gradient source returns them next to the
+    new state: `state` in is `(state, anything)`, `state` out is `(new_state, outputs)`. The backward pass is
+    the model's own, so manual and autodiff gradients are exactly those of `jaxnets.gradients`."""
+
+    def forward(params, state, x, ctx):
+        y, new_state, cache = model.forward(params, state[0], x, ctx)
+        return y, (new_state, y), cache
+
+    return Layer(model.init, forward, model.backward, model.name, model.children)
+
+
+def count_correct(outputs: jax.Array, targets: jax.Array, loss=None) -> jax.Array:
+    """Number of rows of `outputs` (m, k) whose predicted class matches `targets` (int labels (m,) or dense
+    (m, k) one-hot rows); int32 scalar. With k = 1 the prediction is output > threshold (0 for a loss on
+    logits, 0.5 otherwise) and the target class is label (int) or target > 0.5 (dense)."""
+    threshold = 0.0 if getattr(loss, "name", None) in _LOGIT_LOSSES else 0.5
+    integer = jnp.issubdtype(targets.dtype, jnp.integer)
+    if outputs.shape[-1] == 1:
+        predicted = (outputs[..., 0] > threshold).astype(jnp.int32)
+        truth = targets.astype(jnp.int32) if integer else (targets[..., 0] > 0.5).astype(jnp.int32)
+    else:
+        predicted = jnp.argmax(outputs, axis=-1)
+        truth = targets if integer else jnp.argmax(targets, axis=-1)
+    return jnp.sum(predicted == truth).astype(jnp.int32)
+
+
+def all_finite(tree) -> jax.Array:
+    """True iff every entry of every floating leaf of `tree` is finite (a bool scalar)."""
+    flags = [jnp.all(jnp.isfinite(a)) for a in jax.tree_util.tree_leaves(tree)
+             if jnp.issubdtype(jnp.asarray(a).dtype, jnp.inexact)]
+    return jnp.all(jnp.stack(flags)) if flags else jnp.bool_(True)
+
+
+def _select(ok, new, old):
+    return jax.tree_util.tree_map(lambda n, o: jnp.where(ok, n, o).astype(o.dtype), new, old)
+
+
+def _apply_updates(params, updates):
+    return jax.tree_util.tree_map(lambda p, u: (p + u).astype(p.dtype), params, updates)
+
+
+def guarded_step(model: Layer, loss, optimizer, *, gradients: str = "manual", penalty=None, mesh=None):
+    """The step with an extra argument: `step(ts, xb, yb, key, active) -> (ts, metrics)`; the update is
+    applied only where `active & finite` (a traced bool). `make_epoch` uses it to freeze training after the
+    first non-finite step."""
+    grad_fn = gradient_sources.get(gradients)(_with_outputs(model), loss, penalty)
+    if mesh is not None:
+        from jaxnets.parallel import batch_sharding
+
+        sharding = batch_sharding(mesh)
+
+    def step(ts: TrainState, xb, yb, key, active):
+        if mesh is not None:
+            xb = jax.lax.with_sharding_constraint(xb, sharding)
+            yb = jax.lax.with_sharding_constraint(yb, sharding)
+        (value, (new_state, outputs)), grads = grad_fn(ts.params, (ts.state, None), xb, yb, Ctx(True, key))
+        updates, new_opt_state = optimizer.update(grads, ts.opt_state, ts.params)
+        new_params = _apply_updates(ts.params, updates)
+        finite = jnp.isfinite(value) & all_finite(grads)
+        ok = finite & active
+        new_ts = TrainState(
+            params=_select(ok, new_params, ts.params),
+            state=_select(ok, new_state, ts.state),
+            opt_state=_select(ok, new_opt_state, ts.opt_state),
+            step=ts.step + ok.astype(ts.step.dtype),
+        )
+        metrics = {
+            "loss": loss.value(outputs, yb).astype(jnp.float32),
+            "correct": count_correct(outputs, yb, loss),
+            "finite": finite,
+        }
+        return new_ts, metrics
+
+    return step
+
+
+def make_step(model: Layer, loss, optimizer, *, gradients: str = "manual", penalty=None, mesh=None):
+    """A pure training step `step(ts, xb, yb, key) -> (ts, metrics)` (see the module docstring).
+
+    model: a `jaxnets.core.Layer`; loss: a `jaxnets.losses.Loss`; optimizer: a GradientTransformation
+    (jaxnets.optim or optax, possibly built from traced hyper-parameters inside a vmapped function);
+    gradients: "manual" or "autodiff"; penalty: a `jaxnets.losses.Penalty` or None; mesh: a
+    `jax.sharding.Mesh` (the batch is constrained to `jaxnets.parallel.batch_sharding(mesh)`) or None.
+    xb: (m, ...) inputs; yb: (m,) int labels or (m, k) targets; key: a PRNG key (or None) for the layers.
+    Not jitted: wrap it in `jax.jit` (donate `ts`), `jax.vmap` or `lax.scan` as needed.
+    """
+    inner = guarded_step(model, loss, optimizer, gradients=gradients, penalty=penalty, mesh=mesh)
+
+    def step(ts: TrainState, xb, yb, key):
+        return inner(ts, xb, yb, key, jnp.bool_(True))
+
+    return step
