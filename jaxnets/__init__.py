@@ -12,6 +12,7 @@ from jaxnets.layers import Dense, Identity, Relu, Sigmoid, Softmax, Step, Tanh
 from jaxnets.layers import AvgPool, BatchNorm, Conv2D, Dropout, Flatten, L2Pool, MaxPool, Reshape
 from jaxnets import models
 from jaxnets import training
+from jaxnets import parallel
 from jaxnets.training import (EarlyStopping, FitResult, History, TrainingDivergedError, evaluate, fit,
                               plot_history, predict)
 from jaxnets import experiment
