@@ -10,8 +10,8 @@ the final updates are *added* to the parameters by `apply_updates`: the minus si
 `scale_by_learning_rate`, so an optimizer returns u = -lr * direction.
 
 The protocol is structural: a jaxnets transformation unpacks like any `(init, update)` pair, so `optax.chain`
-accepts it, and `jaxnets.optim.chain` accepts optax transformations (passing `**extra` keyword arguments only to
-those whose `update` takes them).
+accepts it, and `jaxnets.optim.chain` accepts optax transformations (passing each one only the extra keyword
+arguments its `update` can take).
 """
 from __future__ import annotations
 
@@ -56,19 +56,24 @@ def identity() -> GradientTransformation:
     return GradientTransformation(init_empty_state, update)
 
 
-def _takes_extra_kwargs(fn: Callable) -> bool:
+def _extra_kwargs_filter(fn: Callable) -> Callable[[dict], dict]:
+    """Which extra keyword arguments `fn` can take: all of them if it declares **kwargs, else those it names."""
     try:
-        params = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):  # builtins or C callables: be conservative
-        return False
-    return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # builtins or C callables: pass nothing extra
+        return lambda extra: {}
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return lambda extra: extra
+    named = {n for n, p in params.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+    named -= {"updates", "state", "params"}
+    return lambda extra: {k: v for k, v in extra.items() if k in named}
 
 
 def chain(*transforms: GradientTransformation) -> GradientTransformation:
     """Apply `transforms` in order; the state is a plain tuple with one entry per transformation.
 
-    Every transformation receives the same `params` and the same extra keyword arguments (only those whose
-    `update` declares `**kwargs` get the extra arguments; optax transformations without them are still fine).
+    Every transformation receives the same `params` and the extra keyword arguments its `update` can take (all of
+    them if it declares `**kwargs`, else the ones it names), so plain optax transformations work too.
     """
     for i, tx in enumerate(transforms):
         if not (isinstance(tx, tuple) and len(tx) == 2 and all(callable(f) for f in tx)):
@@ -78,7 +83,7 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
             )
     init_fns = tuple(tx[0] for tx in transforms)
     update_fns = tuple(tx[1] for tx in transforms)
-    takes_extra = tuple(_takes_extra_kwargs(fn) for fn in update_fns)
+    extra_for = tuple(_extra_kwargs_filter(fn) for fn in update_fns)
 
     def init(params):
         return tuple(fn(params) for fn in init_fns)
@@ -91,8 +96,8 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
                 "pass the state returned by this same chain's init(params)."
             )
         new_state = []
-        for fn, s, extra_ok in zip(update_fns, state, takes_extra):
-            updates, s = fn(updates, s, params, **extra) if extra_ok else fn(updates, s, params)
+        for fn, s, select in zip(update_fns, state, extra_for):
+            updates, s = fn(updates, s, params, **select(extra))
             new_state.append(s)
         return updates, tuple(new_state)
 

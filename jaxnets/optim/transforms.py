@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxnets.optim import _util
-from jaxnets.optim.base import EmptyState, GradientTransformation, ScalarOrSchedule, identity, init_empty_state
+from jaxnets.optim.base import GradientTransformation, ScalarOrSchedule, identity, init_empty_state
 
 
 def _zeros(params):
@@ -269,7 +269,6 @@ def scale_by_adam(
 
 
 __all__ = [
-    "EmptyState",
     "ScaleByAdamState",
     "ScaleByRStdDevState",
     "ScaleByRStdDevWithCountState",

@@ -1,4 +1,4 @@
-"""Decoupled/L2 weight decay (`add_decayed_weights`) and the `masked` wrapper that restricts a transform to some leaves."""
+"""Weight decay (`add_decayed_weights`, L2 or decoupled) and `masked`, which restricts a transform to some leaves."""
 from __future__ import annotations
 
 from typing import Any, Callable, NamedTuple
@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxnets.optim import _util
-from jaxnets.optim.base import EmptyState, GradientTransformation, ScalarOrSchedule, _takes_extra_kwargs
+from jaxnets.optim.base import EmptyState, GradientTransformation, ScalarOrSchedule, _extra_kwargs_filter
 
 
 class MaskedState(NamedTuple):
@@ -32,7 +32,7 @@ def masked(inner: GradientTransformation, mask: Any | Callable[[Any], Any]) -> G
     state, which therefore stores only the masked-in leaves.
     """
     inner_init, inner_update = inner
-    inner_extra = _takes_extra_kwargs(inner_update)
+    inner_extra = _extra_kwargs_filter(inner_update)
 
     def resolve(tree):
         mask_tree = mask(tree) if callable(mask) else mask
@@ -43,7 +43,8 @@ def masked(inner: GradientTransformation, mask: Any | Callable[[Any], Any]) -> G
             if not static:
                 raise TypeError(
                     f"masked: mask leaves must be static Python bools (True = transform this leaf), got "
-                    f"{type(leaf).__name__}; build the mask outside jit, e.g. jax.tree.map(lambda p: p.ndim > 1, params)."
+                    f"{type(leaf).__name__}; build the mask outside jit, "
+                    "e.g. jax.tree.map(lambda p: p.ndim > 1, params)."
                 )
         return mask_tree
 
@@ -57,7 +58,7 @@ def masked(inner: GradientTransformation, mask: Any | Callable[[Any], Any]) -> G
         mask_tree = resolve(updates)
         inner_params = None if params is None else hide(params, mask_tree)
         args = (hide(updates, mask_tree), state.inner_state, inner_params)
-        new, inner_state = inner_update(*args, **extra) if inner_extra else inner_update(*args)
+        new, inner_state = inner_update(*args, **inner_extra(extra))
         out = jax.tree.map(lambda m, n, old: n if m else old, mask_tree, new, updates)
         return out, MaskedState(inner_state=inner_state)
 
