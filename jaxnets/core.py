@@ -37,6 +37,12 @@ class Ctx(NamedTuple):
         return Ctx(self.train, jax.random.fold_in(self.key, index))
 
 
+# `train` is static pytree metadata (layers branch on it in Python); only the key is a traced leaf. So a Ctx
+# can be passed straight into `jax.jit`/`vmap`-ed functions without turning the flag into a tracer.
+jax.tree_util.register_pytree_node(
+    Ctx, lambda ctx: ((ctx.key,), ctx.train), lambda train, children: Ctx(train, children[0]))
+
+
 class Layer(NamedTuple):
     """Three pure functions and a name (used in error messages and gradient-check reports)."""
 

@@ -102,3 +102,16 @@ def test_models_work_under_jit_and_vmap():
     chex.assert_trees_all_close(eager, jitted, rtol=1e-6)
     chex.assert_trees_all_close(eager, per_row, rtol=1e-6)
     np.testing.assert_allclose(jnp.sum(eager, axis=1), 1.0, rtol=1e-6)
+
+
+def test_ctx_crosses_jit_with_a_static_train_flag():
+    # layers branch on ctx.train in Python, so it must stay a Python bool inside jitted functions
+    model = jn.serial(jn.Dense(6), jn.Dropout(0.5), jn.Dense(2))
+    _, params, state = model.init(jax.random.key(0), (3,))
+    x = jnp.ones((4, 3))
+    run = jax.jit(lambda p, c: model.forward(p, state, x, c)[0])
+    train_out = run(params, jn.Ctx(True, jax.random.key(1)))
+    eval_out = run(params, jn.Ctx(False, jax.random.key(1)))
+    np.testing.assert_allclose(eval_out, jn.apply(model, params, state, x)[0], rtol=1e-6)
+    assert not np.allclose(train_out, eval_out)
+    assert jax.tree_util.tree_leaves(jn.Ctx(True)) == []

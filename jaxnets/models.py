@@ -1,0 +1,108 @@
+"""Model factories: the textbook's fully connected and convolutional networks as `serial` models.
+
+    model = mlp([784, 30, 10], activation="sigmoid")                 # chapter 1–3 networks
+    model = cnn(activation="relu")                                    # chapter 6: conv 20×5×5, 2×2 pool, 100, 10
+    model = cnn2(activation="relu", dropout=0.5)                      # two conv-pool stages (20 and 40 maps)
+    shape, params, state = jaxnets.init(model, key, (28, 28, 1))
+
+Outputs are logits unless `output` names an output unit ("softmax", "sigmoid"): pair logits with
+`losses.softmax_cross_entropy` / `losses.sigmoid_cross_entropy`, and probabilities with `quadratic` or
+`binary_cross_entropy`.
+"""
+from __future__ import annotations
+
+from jaxnets.core import Layer, serial
+from jaxnets.initializers import glorot_uniform
+from jaxnets.layers import (BatchNorm, Conv2D, Dense, Dropout, Flatten, Identity, Relu, Sigmoid, Softmax, Tanh)
+from jaxnets.layers.pool import POOLS
+
+ACTIVATIONS = {"sigmoid": Sigmoid, "tanh": Tanh, "relu": Relu, "identity": Identity, "linear": Identity}
+OUTPUTS = {"softmax": Softmax, "sigmoid": Sigmoid, "tanh": Tanh, "identity": Identity, "linear": Identity}
+
+
+def _unit(value, table, what):
+    if isinstance(value, Layer):
+        return value
+    if isinstance(value, str) and value.lower() in table:
+        return table[value.lower()]
+    raise ValueError(f"{what} must be one of {sorted(table)} or a Layer, got {value!r}")
+
+
+def _dropout(rate):
+    return [] if rate is None or rate == 0 else [Dropout(rate)]
+
+
+def _check_input(model: Layer, expected: tuple) -> Layer:
+    """The model with an init that insists on the documented per-example input shape."""
+
+    def init(key, input_shape):
+        if tuple(input_shape) != expected:
+            raise ValueError(f"{model.name}: built for per-example inputs of shape {expected}, got {tuple(input_shape)}; "
+                             "init with the size given as sizes[0], or build the model for your data's size")
+        return model.init(key, input_shape)
+
+    return model._replace(init=init)
+
+
+def mlp(sizes, activation="sigmoid", output=None, w_init=glorot_uniform, dropout=None, batch_norm=False) -> Layer:
+    """A fully connected network with layer sizes [n_in, h1, …, n_out].
+
+    Each hidden layer is Dense(h) → [BatchNorm] → activation → [Dropout(dropout)]; the last is Dense(n_out) →
+    [output unit]. Dropout thus acts on the inputs of every Dense layer after the first (the textbook's placement).
+    `init` checks the input shape is (n_in,).
+    """
+    if (not isinstance(sizes, (list, tuple)) or len(sizes) < 2
+            or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in sizes)):
+        raise ValueError(f"mlp(sizes): sizes must list at least two positive ints [n_in, ..., n_out], e.g. "
+                         f"[784, 30, 10]; got {sizes!r}")
+    act = _unit(activation, ACTIVATIONS, "mlp(activation)")
+    layers = []
+    for h in sizes[1:-1]:
+        layers += [Dense(h, w_init=w_init)] + ([BatchNorm()] if batch_norm else []) + [act] + _dropout(dropout)
+    layers.append(Dense(sizes[-1], w_init=w_init))
+    if output is not None:
+        layers.append(_unit(output, OUTPUTS, "mlp(output)"))
+    return _check_input(serial(*layers, name=f"mlp({list(sizes)})"), (sizes[0],))
+
+
+def cnn(features=20, kernel=5, pool=2, hidden=100, classes=10, activation="sigmoid", pooling="max", output=None,
+        dropout=None, w_init=glorot_uniform, padding="VALID", batch_norm=False) -> Layer:
+    """The textbook's convolutional network (chapter 6): for each entry of `features` (an int or a sequence, one
+    conv-pool stage each) Conv2D(f, kernel) → [BatchNorm] → activation → pool (`pooling` "max"|"l2"|"avg", window
+    `pool`); then Flatten → [Dropout] → Dense(hidden) → activation → [Dropout] → Dense(classes) → [output unit].
+
+    On 28×28×1 inputs the default is conv 20×5×5 (24×24 maps) → 2×2 max-pool (12×12) → 100 → 10. Pooling after the
+    activation is the book's description; for max pooling and a monotone activation it equals its network3 code,
+    which pools first. `hidden=None` drops the hidden dense layer. Dropout masks the inputs of the dense layers.
+    """
+    stages = (features,) if isinstance(features, int) else tuple(features)
+    if not stages or not all(isinstance(f, int) and f > 0 for f in stages):
+        raise ValueError(f"cnn(features): give a positive int or a sequence of them (feature maps per stage), got "
+                         f"{features!r}")
+    act = _unit(activation, ACTIVATIONS, "cnn(activation)")
+    pool_layer = POOLS.get(pooling)
+    if pool_layer is None:
+        raise ValueError(f"cnn(pooling): choose one of {sorted(POOLS)}, got {pooling!r}")
+    layers = []
+    for f in stages:
+        layers += [Conv2D(f, kernel, padding=padding, w_init=w_init)] + ([BatchNorm()] if batch_norm else []) \
+            + [act, pool_layer(pool)]
+    layers += [Flatten] + _dropout(dropout)
+    if hidden is not None:
+        layers += [Dense(hidden, w_init=w_init), act] + _dropout(dropout)
+    layers.append(Dense(classes, w_init=w_init))
+    if output is not None:
+        layers.append(_unit(output, OUTPUTS, "cnn(output)"))
+    label = "cnn(" + "-".join(f"{f}x{kernel}" for f in stages) + f", {pooling}{pool}, {hidden}, {classes})"
+    return serial(*layers, name=label)
+
+
+def cnn2(features=(20, 40), kernel=5, pool=2, hidden=100, classes=10, activation="sigmoid", pooling="max",
+         output=None, dropout=None, w_init=glorot_uniform, padding="VALID", batch_norm=False) -> Layer:
+    """The deeper textbook network: conv 20×5×5 → pool → conv 40×5×5 → pool → dense 100 → 10 (28×28 → 24 → 12
+    → 8 → 4, so the dense layer sees 40·4·4 = 640 inputs). Same options as `cnn`."""
+    return cnn(features, kernel, pool, hidden, classes, activation, pooling, output, dropout, w_init, padding,
+               batch_norm)
+
+
+__all__ = ["mlp", "cnn", "cnn2", "ACTIVATIONS", "OUTPUTS"]
