@@ -16,18 +16,6 @@ from jaxnets import gradcheck, gradients
 from jaxnets.core import Ctx, Layer
 
 
-class StaticCtx(Ctx):
-    """A Ctx whose `train` flag stays a Python bool when the Ctx is passed as an argument to `jax.jit`
-    (`gradcheck.compare` jits `grad_fn(params, state, x, y, ctx)`, which would otherwise trace the flag and break
-    layers that branch on it: Dropout, BatchNorm). Only the key is a pytree child."""
-
-    __slots__ = ()
-
-
-jax.tree_util.register_pytree_node(StaticCtx, lambda c: ((c.key,), c.train),
-                                   lambda train, children: StaticCtx(train, children[0]))
-
-
 def rel_err(a, b) -> float:
     """Normwise relative error max|a − b| / max(max|a|, max|b|) (0 when both are 0), as in gradcheck."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
@@ -78,7 +66,7 @@ def three_way(label, model, params, state, x, y, loss, ctx=Ctx(train=True), *, r
     """
     zero_grad = {"0/" + path for path in zero_grad}
     dummy = jnp.zeros((x.shape[0],), x.dtype)
-    report = gradcheck.compare(_input_as_param(model), loss, (params, x), state, dummy, y, StaticCtx(ctx.train, ctx.key),
+    report = gradcheck.compare(_input_as_param(model), loss, (params, x), state, dummy, y, ctx,
                                finite_diff=fd)
     paths = {r.path for r in report.rows}
     assert zero_grad <= paths and "1" in paths, f"unexpected report rows {sorted(paths)}"
