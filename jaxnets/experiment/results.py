@@ -1,12 +1,12 @@
 """`SweepResult`: one row per configuration, the best configuration, its params; a printable table and CSV."""
 from __future__ import annotations
 
-import csv
 import math
-import os
 from typing import Any, Optional
 
 import jax
+
+from jaxnets.training.history import write_csv
 
 METRICS = ("best_epoch", "epochs_run", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
            "stopped_early", "diverged")
@@ -116,12 +116,4 @@ class SweepResult:
 
     def to_csv(self, path) -> str:
         """Write the rows (header: the columns) to `path`; returns the path."""
-        path = os.fspath(path)
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        cols = self.columns
-        with open(path, "w", encoding="utf-8", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(cols)
-            for r in self.rows:
-                writer.writerow(["" if r.get(c) is None else r[c] for c in cols])
-        return path
+        return write_csv(path, self.rows, self.columns)

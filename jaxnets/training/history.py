@@ -88,15 +88,7 @@ class History:
 
     def to_csv(self, path) -> str:
         """Write a header line of column names and one line per epoch (empty cells for missing values)."""
-        path = os.fspath(path)
-        _parent(path)
-        columns = self.columns
-        with open(path, "w", encoding="utf-8", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(columns)
-            for r in self.rows:
-                writer.writerow(["" if r.get(c) is None else r[c] for c in columns])
-        return path
+        return write_csv(path, self.rows, self.columns)
 
     def save(self, path) -> str:
         """`to_csv` for a .csv path, else `to_json`."""
@@ -106,3 +98,15 @@ class History:
 def _parent(path: str) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
+
+
+def write_csv(path, rows, columns) -> str:
+    """Write dict `rows` as CSV with a header of `columns` (empty cells for missing/None); returns the path."""
+    path = os.fspath(path)
+    _parent(path)
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(columns)
+        for r in rows:
+            writer.writerow(["" if r.get(c) is None else r[c] for c in columns])
+    return path
