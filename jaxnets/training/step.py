@@ -10,7 +10,8 @@ in the returned `ts.state`.
 
 Non-finite guard: when the cost (penalty included) or any gradient entry is NaN/Inf the step is *not
 applied*: params, layer state, optimizer state and `ts.step` come back unchanged and `metrics["finite"]` is
-False. This is a `jnp.where` select, so the step stays branch-free under `vmap`.
+False. The update sits in a `lax.cond`, so a skipped step computes nothing extra; under `vmap` the cond
+becomes a per-lane select.
 
 metrics: "loss" the batch-mean data cost (float32; the penalty excluded, so it compares with validation
 loss), "correct" the number of examples classified right (int32; argmax of the outputs vs the integer label or
@@ -68,8 +69,8 @@ def all_finite(tree) -> jax.Array:
     return jnp.all(jnp.stack(flags)) if flags else jnp.bool_(True)
 
 
-def _select(ok, new, old):
-    return jax.tree_util.tree_map(lambda n, o: jnp.where(ok, n, o).astype(o.dtype), new, old)
+def _cast_like(new, old):
+    return jax.tree_util.tree_map(lambda n, o: n.astype(o.dtype), new, old)
 
 
 def _apply_updates(params, updates):
@@ -91,16 +92,17 @@ def guarded_step(model: Layer, loss, optimizer, *, gradients: str = "manual", pe
             xb = jax.lax.with_sharding_constraint(xb, sharding)
             yb = jax.lax.with_sharding_constraint(yb, sharding)
         (value, (new_state, outputs)), grads = grad_fn(ts.params, (ts.state, None), xb, yb, Ctx(True, key))
-        updates, new_opt_state = optimizer.update(grads, ts.opt_state, ts.params)
-        new_params = _apply_updates(ts.params, updates)
         finite = jnp.isfinite(value) & all_finite(grads)
         ok = finite & active
-        new_ts = TrainState(
-            params=_select(ok, new_params, ts.params),
-            state=_select(ok, new_state, ts.state),
-            opt_state=_select(ok, new_opt_state, ts.opt_state),
-            step=ts.step + ok.astype(ts.step.dtype),
-        )
+
+        def apply_update(ts):
+            updates, new_opt_state = optimizer.update(grads, ts.opt_state, ts.params)
+            return TrainState(_apply_updates(ts.params, updates), _cast_like(new_state, ts.state),
+                              _cast_like(new_opt_state, ts.opt_state), ts.step + 1)
+
+        # A skipped step leaves everything as it was. `lax.cond` runs only the taken branch (no second copy
+        # of params and optimizer state is kept alive); under `vmap` it becomes a per-lane select.
+        new_ts = jax.lax.cond(ok, apply_update, lambda ts: ts, ts)
         metrics = {
             "loss": loss.value(outputs, yb).astype(jnp.float32),
             "correct": count_correct(outputs, yb, loss),

@@ -1,0 +1,76 @@
+"""jaxnets: `jaxnets.fit` itself, one epoch per `runner()` call, so its epochs interleave with the peers'.
+
+`fit` runs in a worker thread with `epochs` set high and a callback that hands control back after each epoch
+and waits for the next `runner()` call; the time of a call is therefore everything `fit` does per epoch (the
+compiled epoch, the host fetch of its metrics, history and bookkeeping) plus a thread hand-off (~0.1 ms).
+`runner.close()` makes the callback return True, which ends `fit` normally.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+
+import jax
+
+import jaxnets
+
+SIGMOID_INIT = "nielsen_normal"
+
+
+def model_and_loss(cfg):
+    """The config's network as a jaxnets model (sigmoid nets use Nielsen's N(0, 1/n_in) weights) and cost."""
+    act = jaxnets.Sigmoid if cfg.activation == "sigmoid" else jaxnets.Relu
+    layers = []
+    for i, n in enumerate(cfg.sizes[1:]):
+        last = i == len(cfg.sizes) - 2
+        if cfg.activation == "sigmoid":
+            layers += [jaxnets.Dense(n, w_init=getattr(jaxnets.initializers, SIGMOID_INIT)), act]
+        else:
+            layers += [jaxnets.Dense(n)] + ([] if last else [act])
+    loss = jaxnets.losses.quadratic if cfg.loss == "quadratic" else jaxnets.losses.softmax_cross_entropy
+    return jaxnets.serial(*layers), loss
+
+
+def build(cfg, x, y, seed, *, gradients="manual", optimizer=None, fit_kwargs=None):
+    from peers import optax_optimizer
+
+    model, loss = model_and_loss(cfg)
+    optimizer = optimizer or optax_optimizer(cfg)
+    resume, finished = threading.Semaphore(0), queue.Queue()
+    stop = [False]
+    errors = []
+
+    def callback(epoch, row, ts):
+        finished.put(row)
+        resume.acquire()
+        return stop[0]
+
+    def work():
+        try:
+            jaxnets.fit(model, loss, optimizer, (x, y), epochs=10**9, batch_size=cfg.batch,
+                        key=jax.random.PRNGKey(seed), gradients=gradients, progress=False, callbacks=[callback],
+                        **(fit_kwargs or {}))
+        except BaseException as err:  # reported to the caller of runner()
+            errors.append(err)
+            finished.put(None)
+
+    thread = threading.Thread(target=work, daemon=True)
+
+    def runner():
+        if thread.ident is None:
+            thread.start()
+        else:
+            resume.release()
+        row = finished.get()
+        if row is None:
+            raise RuntimeError("jaxnets.fit failed") from errors[0]
+        return row
+
+    def close():
+        if thread.ident is not None and thread.is_alive():
+            stop[0] = True
+            resume.release()
+            thread.join()
+
+    runner.close = close
+    return runner
