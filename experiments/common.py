@@ -1,0 +1,243 @@
+"""Shared plumbing for the experiment scripts: arguments, timing, machine description, JSON, README rows, plots,
+data loading; the training helpers of `experiments.trainers` are re-exported.
+
+    run = start(1, "e01_first_network", CLAIM, argv)        # parses --quick/--out/--seed/--no-readme
+    ...
+    run.savefig(fig, "curves")                                 # <out>/e01_first_network_curves.png
+    run.finish(results, measured="MLP 0.87 (test at best val)") # <out>/e01_first_network.json (+ README row)
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+README = HERE / "README.md"
+BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+HEADER = ("| # | claim | command | measured result | run time | machine |\n"
+          "|---|---|---|---|---|---|")
+
+
+# --- machine and timing ------------------------------------------------------------------------------------------
+def machine() -> str:
+    """One line: CPU model and count, OS, Python, jax version and backend."""
+    import jax
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    return (f"{cpu} x{os.cpu_count()} cores, {platform.system()} {platform.machine()}, Python "
+            f"{platform.python_version()}, jax {jax.__version__} ({jax.default_backend()})")
+
+
+def fmt_time(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+# --- the run object --------------------------------------------------------------------------------------------
+class Run:
+    """One execution of one experiment: its options, output paths, clock, and the results writer."""
+
+    def __init__(self, exp_id: int, name: str, claim: str, args: argparse.Namespace):
+        self.exp_id, self.name, self.claim, self.args = exp_id, name, claim, args
+        self.quick, self.seed = bool(args.quick), int(args.seed)
+        self.out = Path(args.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.figures: list[str] = []
+        self.t0 = time.perf_counter()
+
+    def size(self, full, quick):
+        """`quick` in --quick mode, else `full`."""
+        return quick if self.quick else full
+
+    def path(self, suffix: str) -> Path:
+        return self.out / f"{self.name}_{suffix}"
+
+    def log(self, *parts) -> None:
+        print(f"[{self.name} {time.perf_counter() - self.t0:6.1f}s]", *parts, flush=True)
+
+    def savefig(self, fig, suffix: str) -> Path:
+        path = self.path(f"{suffix}.png")
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        self.figures.append(path.name)
+        return path
+
+    @property
+    def command(self) -> str:
+        return f"python -m experiments.{self.name}" + (" --quick" if self.quick else "")
+
+    def finish(self, results: dict, measured: str, notes: str = "") -> dict:
+        """Write <out>/<name>.json; in full mode also (re)write this experiment's row of the README table."""
+        elapsed = time.perf_counter() - self.t0
+        payload = {"experiment": self.exp_id, "name": self.name, "claim": self.claim, "command": self.command,
+                   "quick": self.quick, "seed": self.seed, "run_time_s": round(elapsed, 1), "machine": machine(),
+                   "date": time.strftime("%Y-%m-%d %H:%M:%S"), "measured": measured, "notes": notes,
+                   "figures": self.figures, "results": results}
+        path = self.out / f"{self.name}.json"
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(_jsonable(payload), f, indent=1, allow_nan=False)
+            f.write("\n")
+        if not self.quick and not self.args.no_readme:
+            update_readme(Path(self.args.readme), self.exp_id, self.claim, self.command, measured,
+                          fmt_time(elapsed), machine_short())
+        self.log(f"done in {fmt_time(elapsed)}: {measured}")
+        self.log(f"wrote {path}")
+        return payload
+
+
+def machine_short() -> str:
+    import jax
+
+    return f"{os.cpu_count()}-core CPU (shared), jax {jax.__version__}"
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--quick", action="store_true", help="tiny sizes (a few hundred examples, 1-2 epochs): a smoke run")
+    p.add_argument("--out", default=str(RESULTS), help="directory for the PNG/JSON outputs (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="base PRNG seed (default: %(default)s)")
+    p.add_argument("--readme", default=str(README), help="README whose results table gets this run's row")
+    p.add_argument("--no-readme", action="store_true", help="do not touch the README table (quick runs never do)")
+    return p
+
+
+def start(exp_id: int, name: str, claim: str, argv=None, description: str | None = None) -> Run:
+    args = parser(description or claim).parse_args(argv)
+    run = Run(exp_id, name, claim, args)
+    run.log("quick mode" if run.quick else "full mode", f"-> {run.out}")
+    return run
+
+
+# --- JSON and the README table ---------------------------------------------------------------------------------
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (np.ndarray,)) or type(obj).__module__.startswith("jax"):
+        return _jsonable(np.asarray(obj).tolist())
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        v = float(obj)
+        return v if math.isfinite(v) else None
+    return obj
+
+
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def update_readme(path: Path, exp_id: int, claim: str, command: str, measured: str, run_time: str, mach: str):
+    """Replace (or insert, in id order) the row `| exp_id | ... |` of the table between the markers."""
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    if BEGIN not in text or END not in text:
+        text = text.rstrip("\n") + f"\n\n## Results\n\n{BEGIN}\n{HEADER}\n{END}\n"
+    head, rest = text.split(BEGIN, 1)
+    body, tail = rest.split(END, 1)
+    rows = {}
+    for line in body.strip().splitlines():
+        cells = line.strip().strip("|").split("|")
+        if cells and cells[0].strip().isdigit():
+            rows[int(cells[0].strip())] = line.strip()
+    rows[exp_id] = (f"| {exp_id} | {_cell(claim)} | `{command}` | {_cell(measured)} | {run_time} | "
+                    f"{_cell(mach)} |")
+    table = HEADER + "\n" + "\n".join(rows[k] for k in sorted(rows))
+    path.write_text(f"{head}{BEGIN}\n{table}\n{END}{tail}", encoding="utf-8")
+
+
+# --- data ------------------------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=8)
+def _load(name: str, flatten: bool):
+    from jaxnets import data
+
+    return data.load(name, flatten=flatten, download=False)
+
+
+def image_data(flatten: bool = True):
+    """(dataset, name): Fashion-MNIST when its files are found offline, else the bundled digits (with a note)."""
+    from jaxnets.data import DatasetNotFoundError
+
+    try:
+        return _load("fashion-mnist", flatten), "fashion-mnist"
+    except DatasetNotFoundError:
+        return _load("digits", flatten), "digits (fashion-mnist not found offline)"
+
+
+def digits(flatten: bool = True):
+    return _load("digits", flatten)
+
+
+def mnist_or_none(flatten: bool = True):
+    """MNIST when its IDX files are present offline (they are not on the development machine), else None."""
+    from jaxnets.data import DatasetNotFoundError
+
+    try:
+        return _load("mnist", flatten)
+    except DatasetNotFoundError:
+        return None
+
+
+def splits(ds, *, n_train=None, n_val=None, n_test=None, seed=0):
+    """(train, val, test) as (x, y) tuples: the last `n_val` of a seeded shuffle of the training set is the
+    validation set, then the training part and the test set are cut to n_train / n_test examples."""
+    from jaxnets.data import train_val_split
+
+    xt, yt, xv, yv = train_val_split(ds.x_train, ds.y_train, val_size=n_val, seed=seed)
+    train = (xt[:n_train], yt[:n_train]) if n_train else (xt, yt)
+    test = (ds.x_test[:n_test], ds.y_test[:n_test]) if n_test else (ds.x_test, ds.y_test)
+    return train, (xv, yv), test
+
+
+# --- training helpers live in experiments/trainers.py; re-exported here for the scripts -----------------------
+from experiments.trainers import evaluate_chunks, fit_stepwise, fit_tracked, protocols  # noqa: E402,F401
+
+
+def pct(x) -> str:
+    return "n/a" if x is None else f"{100 * x:.2f} %"
+
+
+# --- plotting --------------------------------------------------------------------------------------------------
+def figure(ncols=1, nrows=1, width=5.5, height=4.0):
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False)
+    return fig, axes
+
+
+def label(ax, title, xlabel, ylabel, legend=True, log=False):
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if log:
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    if legend and ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+
+
+def epochs_axis(values):
+    return list(range(1, len(values) + 1))
+
+
+def main_guard(main):
+    """`if __name__ == "__main__": main_guard(main)`: exit status 0 on success."""
+    main(sys.argv[1:])

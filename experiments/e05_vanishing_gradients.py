@@ -1,0 +1,117 @@
+"""Experiment 5 — vanishing gradients (Nielsen ch. 5): how fast each layer of a deep network learns.
+
+The speed of learning of layer l is ‖δˡ‖ = ‖∂C/∂bˡ‖ (BP3). For [784, 30, 30, 30, 30, 10] sigmoid networks
+initialised N(0, 1/n_in), trained on 1,000 images with η = 0.1 and mini-batches of 10 as in the book, the early
+layers learn far more slowly (the book: 0.003, 0.017, 0.070, 0.285 for the four hidden layers at
+initialisation, on MNIST). Compared here: sigmoid vs ReLU vs sigmoid with batch normalisation (same init, same
+optimizer), and for the sigmoid network three initialisations: N(0, 1) (the book's first, "large" one),
+N(0, 1/n_in) (Nielsen / LeCun) and Glorot uniform. Norms are measured with
+`jaxnets.experiment.learning_speed` (per-epoch means over the mini-batch gradients, inside the compiled epoch);
+the initial row is recomputed over the 1,000 images in training mode (batch statistics for batch norm).
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import jaxnets
+from jaxnets import gradients, initializers, losses, models, optim
+from jaxnets.experiment import learning_speed
+
+from experiments import common
+
+CLAIM = ("In a deep sigmoid net the early layers learn much more slowly (‖∂C/∂bˡ‖ shrinks towards the input); ReLU "
+         "and batch norm reduce the imbalance; the initialisation (N(0,1), 1/√n, Glorot) changes it")
+
+SIZES = [784, 30, 30, 30, 30, 10]
+
+
+def hidden_speed(model, loss, params, state, x, y, key):
+    """‖∂C/∂bˡ‖ of each hidden layer over (x, y) in training mode; with batch norm ‖∂C/∂βˡ‖ instead, because the
+    Dense bias in front of a BatchNorm has an identically zero gradient (the batch mean cancels it)."""
+    _, grads = jax.jit(lambda p, s: gradients.manual(model, loss)(p, s, x, y, jaxnets.Ctx(True, key)))(params, state)
+    found = {"b": [], "beta": []}
+    for path, g in jax.tree_util.tree_leaves_with_path(grads):
+        name = getattr(path[-1], "key", None)
+        if name in found:
+            found[name].append(float(jnp.linalg.norm(g)))
+    return np.asarray(found["beta"] if found["beta"] else found["b"][:-1])
+
+
+def has_batch_norm(params):
+    return any(getattr(path[-1], "key", None) == "beta" for path, _ in jax.tree_util.tree_leaves_with_path(params))
+
+
+def measure(run, model, train, test, epochs, key):
+    loss = losses.softmax_cross_entropy
+    speed = learning_speed(model, loss, optim.sgd(0.1), train, epochs=epochs, batch_size=10, key=key)
+    x, y = jnp.asarray(train[0][:1000]), jnp.asarray(train[1][:1000])
+    _, p0, s0 = jax.jit(lambda k: model.init(k, (784,)))(key)
+    init = hidden_speed(model, loss, p0, s0, x, y, key)
+    acc = jaxnets.evaluate(model, speed.params, speed.state, test, loss)["accuracy"]
+    delta, weight = np.asarray(speed.delta)[:, :-1], np.asarray(speed.weight)[:, :-1]  # hidden layers only
+    return {"layers": speed.layers[:-1], "bias_grad_norm": delta, "weight_grad_norm": weight,
+            "train_loss": speed.train_loss, "test_accuracy": acc, "init_hidden_speed": init,
+            "init_ratio_first_to_last_hidden": float(init[0] / init[-1]),
+            # during training (mini-batch means): the Dense-bias measure; undefined with batch norm (zero there)
+            "training_ratio_first_to_last_hidden": None if has_batch_norm(p0)
+            else float(np.mean(delta[1:, 0] / delta[1:, -1]))}
+
+
+def main(argv=None):
+    run = common.start(5, "e05_vanishing_gradients", CLAIM, argv)
+    ds, ds_name = common.image_data()
+    train, _, test = common.splits(ds, n_val=run.size(10_000, 200), n_train=run.size(1000, 200),
+                                   n_test=run.size(None, 300), seed=run.seed)
+    epochs = run.size(30, 1)
+    key = jax.random.key(run.seed)
+    nielsen = initializers.nielsen_normal
+    variants = {
+        "sigmoid": models.mlp(SIZES, "sigmoid", w_init=nielsen),
+        "ReLU": models.mlp(SIZES, "relu", w_init=nielsen),
+        "sigmoid + batch norm": models.mlp(SIZES, "sigmoid", w_init=nielsen, batch_norm=True),
+        "sigmoid, N(0,1) init": models.mlp(SIZES, "sigmoid", w_init=initializers.normal(1.0)),
+        "sigmoid, Glorot init": models.mlp(SIZES, "sigmoid", w_init=initializers.glorot_uniform),
+    }
+    if run.quick:
+        variants = {k: variants[k] for k in ("sigmoid",)}
+    results = {}
+    for name, model in variants.items():
+        results[name] = measure(run, model, train, test, epochs, key)
+        r = results[name]
+        run.log(name, "init speed hidden:", np.round(r["init_hidden_speed"], 5), "test", r["test_accuracy"])
+
+    fig, axes = common.figure(ncols=3)
+    layers = np.arange(1, len(SIZES) - 1)
+    for i, (name, r) in enumerate(results.items()):
+        axes[0][0].plot(layers, r["init_hidden_speed"], marker="o", color=f"C{i}", label=name)
+        axes[0][2].plot(common.epochs_axis(r["train_loss"]), r["train_loss"], color=f"C{i}",
+                        label=f"{name} (test {100 * r['test_accuracy']:.1f} %)")
+    common.label(axes[0][0], "speed of learning at initialisation", "hidden layer (1 = next to the input)",
+                 "‖∂C/∂bˡ‖ (batch norm: ‖∂C/∂βˡ‖), 1,000 images", log=True)
+    axes[0][0].set_xticks(layers)
+    first = next(iter(results))
+    sig = results[first]["bias_grad_norm"]
+    for l in range(sig.shape[1]):
+        axes[0][1].plot(np.arange(sig.shape[0]), sig[:, l], label=f"hidden layer {l + 1}")
+    common.label(axes[0][1], f"{first} {SIZES}: speed per layer", "epoch (0 = initialisation)",
+                 "mean mini-batch ‖∂C/∂bˡ‖", log=True)
+    common.label(axes[0][2], f"{ds_name}, 1,000 images, η=0.1: training cost", "epoch", "cross-entropy", log=True)
+    run.savefig(fig, "speed")
+
+    s = results[first]
+    def ratio(v):
+        r = v["training_ratio_first_to_last_hidden"]
+        return "n/a" if r is None else f"{r:.3f}"
+
+    parts = [f"{k}: ‖δ¹‖/‖δ⁴‖ = {v['init_ratio_first_to_last_hidden']:.3f} at init, {ratio(v)} in training, "
+             f"test {common.pct(v['test_accuracy'])}" for k, v in results.items()]
+    measured = (f"{first} {SIZES} init ‖δˡ‖ (hidden 1→4): " + ", ".join(f"{d:.4f}" for d in s["init_hidden_speed"])
+                + "; " + "; ".join(parts))
+    run.finish({"dataset": ds_name, "sizes": SIZES, "epochs": epochs, "variants": results,
+                "protocol": "test accuracy after the last epoch (no validation selection)"}, measured)
+
+
+if __name__ == "__main__":
+    common.main_guard(main)
