@@ -26,6 +26,7 @@ import numpy as np  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
+QUICK_RESULTS = RESULTS / "quick"  # quick runs never overwrite the full results
 README = HERE / "README.md"
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 HEADER = ("| # | claim | command | measured result | run time | machine |\n"
@@ -59,7 +60,7 @@ class Run:
     def __init__(self, exp_id: int, name: str, claim: str, args: argparse.Namespace):
         self.exp_id, self.name, self.claim, self.args = exp_id, name, claim, args
         self.quick, self.seed = bool(args.quick), int(args.seed)
-        self.out = Path(args.out)
+        self.out = Path(args.out) if args.out else (QUICK_RESULTS if self.quick else RESULTS)
         self.out.mkdir(parents=True, exist_ok=True)
         self.figures: list[str] = []
         self.t0 = time.perf_counter()
@@ -114,7 +115,8 @@ def machine_short() -> str:
 def parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--quick", action="store_true", help="tiny sizes (a few hundred examples, 1-2 epochs): a smoke run")
-    p.add_argument("--out", default=str(RESULTS), help="directory for the PNG/JSON outputs (default: %(default)s)")
+    p.add_argument("--out", default=None, help=f"directory for the PNG/JSON outputs (default: {RESULTS}, or "
+                                               f"{QUICK_RESULTS} with --quick)")
     p.add_argument("--seed", type=int, default=0, help="base PRNG seed (default: %(default)s)")
     p.add_argument("--readme", default=str(README), help="README whose results table gets this run's row")
     p.add_argument("--no-readme", action="store_true", help="do not touch the README table (quick runs never do)")

@@ -34,6 +34,21 @@ def cosine_adam(lr, epochs, n, batch):
     return optim.adam(optim.cosine_decay_schedule(lr, epochs * -(-n // batch)))
 
 
+def plot(results, ds_name, n, n_ab):
+    """Test (solid) and running training (dotted) accuracy per epoch; the legend gives test at best val."""
+    fig, axes = common.figure(ncols=2, width=6.0)
+    for ax, (part, title) in zip(axes[0], (("headline", f"{ds_name}: {n} training images"),
+                                           ("ablation", f"ablations: {n_ab} training images"))):
+        for i, (name, r) in enumerate(results[part].items()):
+            cc = r["curves"]
+            ep = common.epochs_axis(cc["test_accuracy"])
+            ax.plot(ep, np.multiply(cc["test_accuracy"], 100), color=f"C{i}",
+                    label=f"{name} ({100 * r['protocols']['at_best_val']:.2f} %)")
+            ax.plot(ep, np.multiply(cc["train_accuracy"], 100), ":", color=f"C{i}", alpha=0.6)
+        common.label(ax, title, "epoch", "accuracy (%) — solid: test, dotted: training")
+    return fig
+
+
 def main(argv=None):
     run = common.start(6, "e06_cnn_vs_mlp", CLAIM, argv)
     flat, ds_name = common.image_data(flatten=True)
@@ -89,17 +104,7 @@ def main(argv=None):
                                   batch_size=batch, key=key, val=valf, test=testf)
         results["ablation"]["MLP [784,100,10] ReLU"] = {"curves": c, "protocols": common.protocols(c)}
 
-    fig, axes = common.figure(ncols=2)
-    for ax, (part, title) in zip(axes[0], (("headline", f"{ds_name}: {n} training images"),
-                                           ("ablation", f"ablations: {n_ab} training images"))):
-        for i, (name, r) in enumerate(results[part].items()):
-            cc = r["curves"]
-            ep = common.epochs_axis(cc["test_accuracy"])
-            ax.plot(ep, np.multiply(cc["test_accuracy"], 100), color=f"C{i}",
-                    label=f"{name} ({100 * r['protocols']['at_best_val']:.2f} %)")
-            ax.plot(ep, np.multiply(cc["train_accuracy"], 100), ":", color=f"C{i}", alpha=0.6)
-        common.label(ax, title + " (solid: test, dotted: train running)", "epoch", "accuracy (%)")
-    run.savefig(fig, "accuracy")
+    run.savefig(plot(results, ds_name, n, n_ab), "accuracy")
 
     head = results["headline"]
     mlp_acc = next(v for k, v in head.items() if k.startswith("MLP"))["protocols"]["at_best_val"]

@@ -31,15 +31,18 @@ ORDER = (1, 6, 3, 2, 4, 5, 10, 7, 9, 8)
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="tiny smoke-test sizes (minutes in all)")
-    p.add_argument("--out", default=str(common.RESULTS), help="output directory (default: %(default)s)")
+    p.add_argument("--out", default=None, help=f"output directory (default: {common.RESULTS}, or "
+                                               f"{common.QUICK_RESULTS} with --quick)")
     p.add_argument("--only", default=None, help="comma-separated experiment numbers, e.g. 1,6")
     p.add_argument("--no-readme", action="store_true", help="do not update experiments/README.md")
+    p.add_argument("--readme", default=str(common.README), help="README whose table gets the rows (full mode)")
     args = p.parse_args(argv)
     chosen = [int(s) for s in args.only.split(",")] if args.only else list(ORDER)
     unknown = [i for i in chosen if i not in EXPERIMENTS]
     if unknown:
         p.error(f"unknown experiment number(s) {unknown}; choose from {sorted(EXPERIMENTS)}")
-    flags = ["--out", args.out] + (["--quick"] if args.quick else []) + (["--no-readme"] if args.no_readme else [])
+    flags = ["--readme", args.readme] + (["--out", args.out] if args.out else []) \
+        + (["--quick"] if args.quick else []) + (["--no-readme"] if args.no_readme else [])
     times, failed, t0 = {}, [], time.perf_counter()
     for i in chosen:
         name = EXPERIMENTS[i]
