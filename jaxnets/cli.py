@@ -150,8 +150,7 @@ def gradcheck_tables(model, loss, params, state, x, y, penalty=None, *, show_x64
                                              finite_diff=not show_x64))]
     if show_x64:
         with jax.enable_x64(True):
-            cast = lambda t: jax.tree_util.tree_map(  # noqa: E731
-                lambda a: jnp.asarray(a, jnp.float64) if jnp.issubdtype(jnp.asarray(a).dtype, jnp.floating) else a, t)
+            cast = gradcheck.as_float64
             reports.append(("float64", gradcheck.compare(model, loss, cast(params), cast(state), cast(x), y,
                                                          penalty=penalty)))
     return reports

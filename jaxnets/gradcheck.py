@@ -37,6 +37,12 @@ def finite_differences(fn, params, *, step: float = 1e-5, chunk: int = 512):
     return unravel(jax.lax.map(partial, eye_rows, batch_size=min(chunk, max(flat.size, 1))))
 
 
+def as_float64(tree):
+    """`tree` with its floating leaves cast to float64 (other leaves unchanged); call it with x64 enabled."""
+    return jax.tree_util.tree_map(
+        lambda a: jnp.asarray(a, jnp.float64) if jnp.issubdtype(jnp.asarray(a).dtype, jnp.floating) else a, tree)
+
+
 def _errors(a, b):
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     if a.size == 0:
@@ -139,10 +145,7 @@ def compare(model: Layer, loss, params, state, x, y, ctx: Ctx = Ctx(train=True),
     g_fd64 = g_man64 = g_auto64 = None
     if finite_diff:
         with jax.enable_x64(True):
-            to64 = lambda t: jax.tree_util.tree_map(
-                lambda a: jnp.asarray(a, jnp.float64) if jnp.issubdtype(jnp.asarray(a).dtype, jnp.floating) else a, t)
-            p64, s64, x64 = to64(params), to64(state), to64(x)
-            y64 = to64(y)
+            p64, s64, x64, y64 = (as_float64(t) for t in (params, state, x, y))
 
             def cost(p):
                 outputs, _, _ = model.forward(p, s64, x64, ctx)
