@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install train test experiments experiments-quick bench clean
+.PHONY: install train test data experiments experiments-quick bench clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; run 'make PYTHON=python3 ...' with a Python >= 3.10"; exit 1; }
@@ -23,6 +23,11 @@ train: $(STAMP)
 ## The test suite.
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+## Optional: Fashion-MNIST for the experiments (Debian's package; the tests never need it).
+data:
+	@command -v apt-get >/dev/null 2>&1 || { echo "make data needs apt-get (Debian/Ubuntu); otherwise put the four IDX files in a directory and set JAXNETS_DATA=/that/dir"; exit 1; }
+	$$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y dataset-fashion-mnist
 
 experiments: $(STAMP)
 	$(BIN)/python -m experiments.run_all

@@ -186,6 +186,12 @@ def image_data(flatten: bool = True):
         return _load("digits", flatten), "digits (fashion-mnist not found offline)"
 
 
+def n_inputs(ds) -> int:
+    """Features per example of a flat dataset (784 for Fashion-MNIST, 64 for the 8×8 digits): experiments build
+    their models from the data they got, so the digits fallback runs the same code."""
+    return int(ds.x_train.shape[1])
+
+
 def digits(flatten: bool = True):
     return _load("digits", flatten)
 

@@ -72,8 +72,9 @@ def main(argv=None):
                                      n_test=run.size(None, 400), seed=run.seed)
     net_epochs = run.size(15, 2)
     net = {}
-    for name, model, loss in (("quadratic (sigmoid outputs)", with_sigmoid(network(784)), losses.quadratic),
-                              ("cross-entropy (sigmoid outputs)", network(784), losses.sigmoid_cross_entropy)):
+    n_in = common.n_inputs(ds)
+    for name, model, loss in (("quadratic (sigmoid outputs)", with_sigmoid(network(n_in)), losses.quadratic),
+                              ("cross-entropy (sigmoid outputs)", network(n_in), losses.sigmoid_cross_entropy)):
         for eta in run.size((0.5, 3.0), (0.5,)):
             _, curves = common.fit_tracked(model, loss, optim.sgd(eta), train, epochs=net_epochs, batch_size=10,
                                            key=jax.random.key(run.seed), val=val, test=test)
@@ -94,9 +95,9 @@ def main(argv=None):
         c = r["curves"]
         axes[1][0].plot(common.epochs_axis(c["train_loss"]), c["train_loss"], label=name)
         axes[1][1].plot(common.epochs_axis(c["test_accuracy"]), np.multiply(c["test_accuracy"], 100), label=name)
-    common.label(axes[1][0], f"{ds_name} [784,30,10], N(0,1) init: training cost", "epoch", "cost (own scale)",
+    common.label(axes[1][0], f"{ds_name} [{n_in},30,10], N(0,1) init: training cost", "epoch", "cost (own scale)",
                  log=True)
-    common.label(axes[1][1], f"{ds_name} [784,30,10]: test accuracy", "epoch", "accuracy (%)")
+    common.label(axes[1][1], f"{ds_name} [{n_in},30,10]: test accuracy", "epoch", "accuracy (%)")
     run.savefig(fig, "costs")
 
     q, ce = neuron["w=2.0,b=2.0 quadratic"], neuron["w=2.0,b=2.0 binary_cross_entropy"]

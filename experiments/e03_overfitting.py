@@ -22,10 +22,10 @@ CLAIM = ("With 1,000 training images an unregularised [784,30,10] net overfits (
          "and dropout narrow the train/test gap and raise test accuracy")
 
 
-def network(dropout=None):
+def network(n_in, dropout=None):
     big = dict(w_init=initializers.normal(1.0), b_init=initializers.normal(1.0))
     hidden = [Dense(30, **big), Sigmoid] + ([Dropout(dropout)] if dropout else [])
-    return jaxnets.serial(*hidden, Dense(10, **big), name=f"[784,30,10] dropout={dropout}")
+    return jaxnets.serial(*hidden, Dense(10, **big), name=f"[{n_in},30,10] dropout={dropout}")
 
 
 def main(argv=None):
@@ -35,11 +35,12 @@ def main(argv=None):
     train, val, test = common.splits(ds, n_val=run.size(10_000, 200), n_train=n, n_test=run.size(None, 400),
                                      seed=run.seed)
     epochs = run.size(300, 2)
+    n_in = common.n_inputs(ds)
     variants = {
-        "none": (network(), None),
-        "L2 λ=0.1": (network(), jaxnets.losses.l2(0.1, n)),
-        "L1 λ=1.0": (network(), jaxnets.losses.l1(1.0, n)),
-        "dropout 0.2": (network(0.2), None),
+        "none": (network(n_in), None),
+        "L2 λ=0.1": (network(n_in), jaxnets.losses.l2(0.1, n)),
+        "L1 λ=1.0": (network(n_in), jaxnets.losses.l1(1.0, n)),
+        "dropout 0.2": (network(n_in, 0.2), None),
     }
     if run.quick:
         variants = {k: variants[k] for k in ("L2 λ=0.1",)}

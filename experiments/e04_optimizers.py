@@ -48,11 +48,12 @@ def main(argv=None):
     ds, ds_name = common.image_data()
     train, val, test = common.splits(ds, n_val=run.size(10_000, 200), n_train=run.size(10_000, 300),
                                      n_test=run.size(None, 300), seed=run.seed)
-    model, loss = models.mlp([784, 100, 10], activation="relu"), losses.softmax_cross_entropy
+    n_in = common.n_inputs(ds)
+    model, loss = models.mlp([n_in, 100, 10], activation="relu"), losses.softmax_cross_entropy
     epochs, batch = run.size(10, 1), 32
     names = list(OPTIMIZERS) if not run.quick else ["Adam η=1e-3"]
     key = jax.random.key(run.seed)
-    _, p0, s0 = jax.jit(lambda k: model.init(k, (784,)))(key)
+    _, p0, s0 = jax.jit(lambda k: model.init(k, (n_in,)))(key)
     results = {}
     for name in names:
         pair = {}

@@ -24,7 +24,7 @@ from experiments import common
 CLAIM = ("In a deep sigmoid net the early layers learn much more slowly (‖∂C/∂bˡ‖ shrinks towards the input); ReLU "
          "and batch norm reduce the imbalance; the initialisation (N(0,1), 1/√n, Glorot) changes it")
 
-SIZES = [784, 30, 30, 30, 30, 10]
+HIDDEN = [30, 30, 30, 30]  # sizes = [n_in] + HIDDEN + [10], n_in from the data (784 for Fashion-MNIST)
 
 
 def hidden_speed(model, loss, params, state, x, y, key):
@@ -47,7 +47,7 @@ def measure(run, model, train, test, epochs, key):
     loss = losses.softmax_cross_entropy
     speed = learning_speed(model, loss, optim.sgd(0.1), train, epochs=epochs, batch_size=10, key=key)
     x, y = jnp.asarray(train[0][:1000]), jnp.asarray(train[1][:1000])
-    _, p0, s0 = jax.jit(lambda k: model.init(k, (784,)))(key)
+    _, p0, s0 = jax.jit(lambda k: model.init(k, tuple(train[0].shape[1:])))(key)
     init = hidden_speed(model, loss, p0, s0, x, y, key)
     acc = jaxnets.evaluate(model, speed.params, speed.state, test, loss)["accuracy"]
     delta, weight = np.asarray(speed.delta)[:, :-1], np.asarray(speed.weight)[:, :-1]  # hidden layers only
@@ -67,12 +67,13 @@ def main(argv=None):
     epochs = run.size(30, 1)
     key = jax.random.key(run.seed)
     nielsen = initializers.nielsen_normal
+    sizes = [common.n_inputs(ds)] + HIDDEN + [10]
     variants = {
-        "sigmoid": models.mlp(SIZES, "sigmoid", w_init=nielsen),
-        "ReLU": models.mlp(SIZES, "relu", w_init=nielsen),
-        "sigmoid + batch norm": models.mlp(SIZES, "sigmoid", w_init=nielsen, batch_norm=True),
-        "sigmoid, N(0,1) init": models.mlp(SIZES, "sigmoid", w_init=initializers.normal(1.0)),
-        "sigmoid, Glorot init": models.mlp(SIZES, "sigmoid", w_init=initializers.glorot_uniform),
+        "sigmoid": models.mlp(sizes, "sigmoid", w_init=nielsen),
+        "ReLU": models.mlp(sizes, "relu", w_init=nielsen),
+        "sigmoid + batch norm": models.mlp(sizes, "sigmoid", w_init=nielsen, batch_norm=True),
+        "sigmoid, N(0,1) init": models.mlp(sizes, "sigmoid", w_init=initializers.normal(1.0)),
+        "sigmoid, Glorot init": models.mlp(sizes, "sigmoid", w_init=initializers.glorot_uniform),
     }
     if run.quick:
         variants = {k: variants[k] for k in ("sigmoid",)}
@@ -83,7 +84,7 @@ def main(argv=None):
         run.log(name, "init speed hidden:", np.round(r["init_hidden_speed"], 5), "test", r["test_accuracy"])
 
     fig, axes = common.figure(ncols=3)
-    layers = np.arange(1, len(SIZES) - 1)
+    layers = np.arange(1, len(sizes) - 1)
     for i, (name, r) in enumerate(results.items()):
         axes[0][0].plot(layers, r["init_hidden_speed"], marker="o", color=f"C{i}", label=name)
         axes[0][2].plot(common.epochs_axis(r["train_loss"]), r["train_loss"], color=f"C{i}",
@@ -95,7 +96,7 @@ def main(argv=None):
     sig = results[first]["bias_grad_norm"]
     for l in range(sig.shape[1]):
         axes[0][1].plot(np.arange(sig.shape[0]), sig[:, l], label=f"hidden layer {l + 1}")
-    common.label(axes[0][1], f"{first} {SIZES}: speed per layer", "epoch (0 = initialisation)",
+    common.label(axes[0][1], f"{first} {sizes}: speed per layer", "epoch (0 = initialisation)",
                  "mean mini-batch ‖∂C/∂bˡ‖", log=True)
     common.label(axes[0][2], f"{ds_name}, 1,000 images, η=0.1: training cost", "epoch", "cross-entropy", log=True)
     run.savefig(fig, "speed")
@@ -107,9 +108,9 @@ def main(argv=None):
 
     parts = [f"{k}: ‖δ¹‖/‖δ⁴‖ = {v['init_ratio_first_to_last_hidden']:.3f} at init, {ratio(v)} in training, "
              f"test {common.pct(v['test_accuracy'])}" for k, v in results.items()]
-    measured = (f"{first} {SIZES} init ‖δˡ‖ (hidden 1→4): " + ", ".join(f"{d:.4f}" for d in s["init_hidden_speed"])
+    measured = (f"{first} {sizes} init ‖δˡ‖ (hidden 1→4): " + ", ".join(f"{d:.4f}" for d in s["init_hidden_speed"])
                 + "; " + "; ".join(parts))
-    run.finish({"dataset": ds_name, "sizes": SIZES, "epochs": epochs, "variants": results,
+    run.finish({"dataset": ds_name, "sizes": sizes, "epochs": epochs, "variants": results,
                 "protocol": "test accuracy after the last epoch (no validation selection)"}, measured)
 
 

@@ -64,13 +64,17 @@ def main(argv=None):
     # --- Part A: headline MLP and CNN on the full training set -------------------------------------------------
     e_mlp, e_cnn, batch = run.size(20, 1), run.size(20, 1), 64
     n = trf[0].shape[0]
-    mlp = models.mlp([784, 512, 256, 10], "relu", dropout=0.3)
+    n_in = common.n_inputs(flat)
+    mlp = models.mlp([n_in, 512, 256, 10], "relu", dropout=0.3)
     _, c = common.fit_tracked(mlp, loss, cosine_adam(1e-3, e_mlp, n, 128), trf, epochs=e_mlp, batch_size=128,
                               key=key, val=valf, test=testf)
-    results["headline"]["MLP [784,512,256,10] ReLU, dropout 0.3"] = {"curves": c, "protocols": common.protocols(c)}
+    results["headline"][f"MLP [{n_in},512,256,10] ReLU, dropout 0.3"] = {"curves": c, "protocols": common.protocols(c)}
     run.log("MLP", common.protocols(c))
-    cnn = jaxnets.serial(Conv2D(20, 5), Relu, MaxPool(2), Conv2D(40, 5), Relu, MaxPool(2), Flatten,
-                         Dense(256), Relu, Dropout(0.25), Dense(10), name="conv20-pool-conv40-pool-256")
+    # 28×28 images: the book's VALID convolutions (28 → 24 → 12 → 8 → 4); smaller images (the 8×8 digits when
+    # Fashion-MNIST is absent) keep their size through SAME convolutions (8 → 8 → 4 → 4 → 2).
+    pad = "VALID" if imgs.x_train.shape[1] >= 28 else "SAME"
+    cnn = jaxnets.serial(Conv2D(20, 5, padding=pad), Relu, MaxPool(2), Conv2D(40, 5, padding=pad), Relu, MaxPool(2),
+                         Flatten, Dense(256), Relu, Dropout(0.25), Dense(10), name="conv20-pool-conv40-pool-256")
     shift = augment.random_shift(1)
     _, _, c = common.fit_stepwise(cnn, loss, cosine_adam(1e-3, e_cnn, n, batch), tri, epochs=e_cnn,
                                   batch_size=batch, key=key, val=vali, test=testi, augment=shift, log=run.log)
@@ -100,9 +104,9 @@ def main(argv=None):
         results["ablation"][f"CNN {name}"] = {"curves": c, "protocols": common.protocols(c)}
         run.log(name, common.protocols(c))
     if not q:
-        _, c = common.fit_tracked(models.mlp([784, 100, 10], "relu"), loss, optim.adam(1e-3), sub_f, epochs=e_ab,
+        _, c = common.fit_tracked(models.mlp([n_in, 100, 10], "relu"), loss, optim.adam(1e-3), sub_f, epochs=e_ab,
                                   batch_size=batch, key=key, val=valf, test=testf)
-        results["ablation"]["MLP [784,100,10] ReLU"] = {"curves": c, "protocols": common.protocols(c)}
+        results["ablation"][f"MLP [{n_in},100,10] ReLU"] = {"curves": c, "protocols": common.protocols(c)}
 
     run.savefig(plot(results, ds_name, n, n_ab), "accuracy")
 

@@ -26,7 +26,8 @@ def main(argv=None):
     train, _, test = common.splits(ds, n_val=run.size(10_000, 200), n_train=run.size(20_000, 300),
                                    n_test=run.size(None, 300), seed=run.seed)
     k, epochs = run.size(10, 3), run.size(10, 1)
-    model = models.mlp([784, 100, 10], "relu")
+    n_in = common.n_inputs(ds)
+    model = models.mlp([n_in, 100, 10], "relu")
     keys = jax.random.split(jax.random.key(run.seed), k)
     res = fit_ensemble(model, losses.softmax_cross_entropy, optim.sgd(0.05, momentum=0.9), train, epochs=epochs,
                        batch_size=32, keys=keys, progress=False)

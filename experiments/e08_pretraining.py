@@ -31,7 +31,7 @@ def main(argv=None):
     train, val, test = common.splits(ds, n_val=run.size(10_000, 200), n_test=run.size(None, 300), seed=run.seed)
     n_unlabelled = run.size(20_000, 300)
     key = jax.random.key(run.seed)
-    sizes = run.size(SIZES, [784, 32, 10])
+    sizes = [common.n_inputs(ds)] + run.size(SIZES, [784, 32, 10])[1:]
     pretrained, recon, saturation = {}, {}, {}
     for arm, opt in (("pretrained (Adam 1e-3)", optim.adam(1e-3)), ("pretrained (library default SGD 0.5, m 0.9)", None)):
         pre = pretrain_layerwise(sizes, train[0][:n_unlabelled], epochs=run.size(10, 1), key=key, batch_size=32,

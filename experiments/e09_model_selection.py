@@ -30,7 +30,7 @@ def main(argv=None):
     train, val, test = common.splits(ds, n_val=run.size(10_000, 200), n_train=run.size(10_000, 300),
                                      n_test=run.size(None, 300), seed=run.seed)
     n = train[0].shape[0]
-    model, loss = models.mlp([784, 30, 10], "sigmoid"), losses.sigmoid_cross_entropy
+    model, loss = models.mlp([common.n_inputs(ds), 30, 10], "sigmoid"), losses.sigmoid_cross_entropy
     epochs = run.size(10, 1)
     key = jax.random.key(run.seed)
     common_args = dict(epochs=epochs, batch_size=10, key=key, val_data=val, monitor="val_accuracy", progress=False,

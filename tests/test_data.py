@@ -13,7 +13,9 @@ import pytest
 from jaxnets import data
 from jaxnets.data import sources
 
-FASHION_DIR = "/usr/share/datasets/fashion-mnist"
+# Debian's copy, when it is installed and the data search path (JAXNETS_DATA_PATH) does not hide it; CI hides it.
+FASHION_DIR = os.path.join(sources.SYSTEM_DIR, "fashion-mnist")
+FASHION_VISIBLE = FASHION_DIR in sources.search_dirs("fashion-mnist") and os.path.isdir(FASHION_DIR)
 CODES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
@@ -48,6 +50,7 @@ def isolated(monkeypatch, tmp_path):
     """No real data directories, no JAXNETS_DATA, a private HOME, and no network."""
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.delenv("JAXNETS_DATA", raising=False)
+    monkeypatch.delenv("JAXNETS_DATA_PATH", raising=False)
     monkeypatch.setattr(sources, "SYSTEM_DIR", str(tmp_path / "system"))
 
     def offline(url, timeout=None):
@@ -125,6 +128,19 @@ def test_jaxnets_data_env_and_search_order(isolated, monkeypatch):
     assert data.available()["mnist"] and not data.available()["fashion-mnist"]
     row = {r.name: r for r in data.datasets()}["mnist"]
     assert row.offline and row.location == str(env / "mnist") and row.kind == "idx"
+
+
+def test_data_path_variable_replaces_the_default_roots(isolated, monkeypatch):
+    a, b = isolated / "a", isolated / "b"
+    write_set(b / "mnist", tiny_images(2, 5), np.array([4, 5]), tiny_images(1, 6), np.array([6]))
+    monkeypatch.setenv("JAXNETS_DATA_PATH", os.pathsep.join([str(a), "", str(b)]))
+    assert data.search_dirs("mnist") == [str(a / "mnist"), str(b / "mnist")]  # no ~/.cache, no /usr/share
+    np.testing.assert_array_equal(data.load("mnist", download=False).y_train, [4, 5])
+    assert sources.cache_dir("mnist") == str(a / "mnist")  # downloads go to the first root
+    monkeypatch.setenv("JAXNETS_DATA_PATH", "")  # set but empty: nothing is searched but data_dir/JAXNETS_DATA
+    assert data.search_dirs("mnist") == []
+    with pytest.raises(data.DatasetNotFoundError, match="JAXNETS_DATA_PATH"):
+        data.load("mnist", download=False)
 
 
 def test_image_label_count_mismatch(isolated):
@@ -222,7 +238,8 @@ _FASHION_MTIME = {"train_images": 1504176606, "train_labels": 1504176606,
                   "test_images": 1504176627, "test_labels": 1504176627}
 
 
-@pytest.mark.skipif(not os.path.isdir(FASHION_DIR), reason="Debian's dataset-fashion-mnist is not installed")
+@pytest.mark.skipif(not FASHION_VISIBLE, reason="Debian's dataset-fashion-mnist is not installed (`make data`), or "
+                    "JAXNETS_DATA_PATH hides it (as CI does)")
 def test_real_fashion_mnist_files_load_and_match_canonical_checksums():
     for role, base in sources.FILE_NAMES.items():
         blob = open(os.path.join(FASHION_DIR, base + ".gz"), "rb").read()

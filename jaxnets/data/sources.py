@@ -1,10 +1,14 @@
 """Where the IDX datasets live: search directories, canonical URLs, SHA-256 checksums, verified download.
 
 Lookup order for dataset `<name>` ("mnist" or "fashion-mnist"): `data_dir` if given, `$JAXNETS_DATA/<name>`,
-`$JAXNETS_DATA`, `~/.cache/jaxnets/<name>`, `/usr/share/datasets/<name>` (Debian's `dataset-fashion-mnist`).
-A directory qualifies when it holds all four files, each raw or gzip-compressed. Failing that, the gzip files
-are downloaded into `~/.cache/jaxnets/<name>`, each checked against the SHA-256 below before it is renamed
-into place.
+`$JAXNETS_DATA`, then `<root>/<name>` for every root of the data search path. The search path is
+`$JAXNETS_DATA_PATH` (directories separated by `os.pathsep`, ":" on Linux) when that variable is set, else
+`~/.cache/jaxnets:/usr/share/datasets` (the download cache, then Debian's `dataset-fashion-mnist`). Setting
+`JAXNETS_DATA_PATH` to an empty directory hides every installed copy: CI runs the tests that way, so that no test
+can depend on a dataset installed by hand. A directory qualifies when it holds all four files, each raw or
+gzip-compressed. Failing that, the gzip files are downloaded into `<first root>/<name>`
+(`~/.cache/jaxnets/<name>` by default), each checked against the SHA-256 below before it is renamed into
+place.
 
 Checksum provenance (SHA-256 of the distributed `.gz` files):
 - MNIST: the values published alongside the LeCun/ossci-datasets/cvdf mirrors by several independent
@@ -53,6 +57,7 @@ SHA256 = {
 }
 
 SYSTEM_DIR = "/usr/share/datasets"
+PATH_VARIABLE = "JAXNETS_DATA_PATH"
 # Replaced in tests to serve bytes without a network.
 _urlopen = urllib.request.urlopen
 
@@ -65,9 +70,20 @@ class ChecksumError(ValueError):
     """A downloaded file's SHA-256 differs from the expected value."""
 
 
+def search_roots() -> list[str]:
+    """The data search path: `$JAXNETS_DATA_PATH` split on `os.pathsep` (empty entries dropped) when the
+    variable is set, else [`~/.cache/jaxnets`, `/usr/share/datasets`]."""
+    value = os.environ.get(PATH_VARIABLE)
+    if value is None:
+        return [os.path.join(os.path.expanduser("~"), ".cache", "jaxnets"), SYSTEM_DIR]
+    return [os.path.expanduser(p) for p in value.split(os.pathsep) if p]
+
+
 def cache_dir(name: str) -> str:
-    """`~/.cache/jaxnets/<name>`, where downloads go."""
-    return os.path.join(os.path.expanduser("~"), ".cache", "jaxnets", name)
+    """`<first root of the search path>/<name>` (`~/.cache/jaxnets/<name>` by default), where downloads go."""
+    roots = search_roots()
+    root = roots[0] if roots else os.path.join(os.path.expanduser("~"), ".cache", "jaxnets")
+    return os.path.join(root, name)
 
 
 def search_dirs(name: str, data_dir: str | os.PathLike | None = None) -> list[str]:
@@ -78,7 +94,7 @@ def search_dirs(name: str, data_dir: str | os.PathLike | None = None) -> list[st
     env = os.environ.get("JAXNETS_DATA")
     if env:
         dirs += [os.path.join(env, name), env]
-    dirs += [cache_dir(name), os.path.join(SYSTEM_DIR, name)]
+    dirs += [os.path.join(root, name) for root in search_roots()]
     return list(dict.fromkeys(dirs))
 
 
@@ -115,6 +131,8 @@ def not_found_message(name: str, dirs: list[str], reason: str) -> str:
         f"and the download from {BASE_URLS[name]} failed: {reason}\n"
         f"To fix it, either\n{hint}"
         f"  - copy the four files into a directory and set JAXNETS_DATA=/that/dir (or pass data_dir=...), or\n"
+        f"  - check {PATH_VARIABLE} (now {os.environ.get(PATH_VARIABLE, 'unset')!r}), which replaces the default "
+        f"search path, or\n"
         f"  - run once where the network is reachable (files are cached in {cache_dir(name)})."
     )
 
