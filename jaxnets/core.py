@@ -43,14 +43,40 @@ jax.tree_util.register_pytree_node(
     Ctx, lambda ctx: ((ctx.key,), ctx.train), lambda train, children: Ctx(train, children[0]))
 
 
+class Meta(NamedTuple):
+    """What a layer declares about itself, so that tools read data instead of guessing from names.
+
+    bias:    the params key whose gradient is Σ δ over the batch (BP3), e.g. "b" of Dense/Conv2D, "beta" of
+             BatchNorm; the gradient diagnostics report ‖δˡ‖ from it.
+    weights: the params keys of the layer's weights (the diagnostics' ‖∂C/∂Wˡ‖).
+    outputs: what the layer's outputs are when it ends a model: "probabilities" (Softmax, Sigmoid) or
+             "log_probabilities" (LogSoftmax); None for anything else (logits, features). Ensemble voting reads it.
+    fires:   `fires(cache) -> bool array` of the units that are active on each example (ReLU: z > 0), for the
+             dead-unit diagnostics; None for layers without such a notion.
+    """
+
+    bias: Optional[str] = None
+    weights: tuple = ()
+    outputs: Optional[str] = None
+    fires: Optional[Callable[[Any], jax.Array]] = None
+
+
 class Layer(NamedTuple):
-    """Three pure functions and a name (used in error messages and gradient-check reports)."""
+    """Three pure functions, a name (for error messages and reports), and optional structure.
+
+    children: the layers a combinator is made of (params and state are tuples with one entry per child);
+    rebuild:  `rebuild(*children) -> Layer`, the same combinator around other children (tools such as
+              `gradcheck.check_model` wrap every child this way); None for leaf layers;
+    meta:     a `Meta` describing the layer to tools (diagnostics, voting).
+    """
 
     init: Callable[..., tuple[Shape, PyTree, PyTree]]
     forward: Callable[..., tuple[jax.Array, PyTree, PyTree]]
     backward: Callable[..., tuple[PyTree, jax.Array]]
     name: str = "layer"
     children: tuple = ()
+    rebuild: Optional[Callable[..., "Layer"]] = None
+    meta: Meta = Meta()
 
 
 def serial(*layers: Layer, name: str | None = None) -> Layer:
@@ -94,7 +120,7 @@ def serial(*layers: Layer, name: str | None = None) -> Layer:
             dparams[i], dy = layers[i].backward(params[i], cache[i], dy)
         return tuple(dparams), dy
 
-    return Layer(init, forward, backward, label, tuple(layers))
+    return Layer(init, forward, backward, label, tuple(layers), rebuild=lambda *children: serial(*children, name=name))
 
 
 def _check_tuple(label, what, tree, n):

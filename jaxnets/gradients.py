@@ -16,19 +16,29 @@ import numpy as np
 from jaxnets.core import Ctx, Layer
 
 
-def _penalised(loss_value, params, penalty):
+def penalised(loss_value, params, penalty):
+    """The cost C = loss value + penalty.value(params) (just the loss value when `penalty` is None)."""
     return loss_value if penalty is None else loss_value + penalty.value(params)
+
+
+def backprop(model: Layer, loss, penalty, params, state, x, y, ctx):
+    """One hand-written forward and backward pass: (cost, new_state, outputs, dparams, dx).
+
+    δᴸ = loss.grad(outputs, y) (∇ₐC, the 1/m included) enters the model's backward, which returns ∂C/∂params
+    (plus the penalty's gradient) and ∂C/∂x."""
+    outputs, new_state, cache = model.forward(params, state, x, ctx)
+    value = penalised(loss.value(outputs, y), params, penalty)
+    grads, dx = model.backward(params, cache, loss.grad(outputs, y))
+    if penalty is not None:
+        grads = jax.tree_util.tree_map(jnp.add, grads, penalty.grad(params))
+    return value, new_state, outputs, grads, dx
 
 
 def manual(model: Layer, loss, penalty=None):
     """Backprop by hand: δᴸ = loss.grad(a, y) (∇ₐC, the 1/m included), then the layers' backward in reverse."""
 
     def grad_fn(params, state, x, y, ctx=Ctx(train=True)):
-        outputs, new_state, cache = model.forward(params, state, x, ctx)
-        value = _penalised(loss.value(outputs, y), params, penalty)
-        grads, _ = model.backward(params, cache, loss.grad(outputs, y))
-        if penalty is not None:
-            grads = jax.tree_util.tree_map(jnp.add, grads, penalty.grad(params))
+        value, new_state, _, grads, _ = backprop(model, loss, penalty, params, state, x, y, ctx)
         return (value, new_state), grads
 
     return grad_fn
@@ -39,7 +49,7 @@ def autodiff(model: Layer, loss, penalty=None):
 
     def objective(params, state, x, y, ctx):
         outputs, new_state, _ = model.forward(params, state, x, ctx)
-        return _penalised(loss.value(outputs, y), params, penalty), new_state
+        return penalised(loss.value(outputs, y), params, penalty), new_state
 
     value_and_grad = jax.value_and_grad(objective, has_aux=True)
 

@@ -26,8 +26,8 @@ def test_train_two_epochs_writes_metrics_plot_and_gradcheck(tmp_path, capsys):
     accuracy = float(lines[test_line].split()[2])
     assert 0.0 <= accuracy <= 1.0
     # the gradcheck tables come after the accuracy line: float32 then float64
-    assert "gradient check (float32" in "\n".join(lines[test_line:])
-    assert "gradient check (float64" in out and "gradient check: PASSED" in out
+    assert "manual~autodiff in float32" in "\n".join(lines[test_line:])
+    assert "manual~autodiff in float64" in out and "gradient check: PASSED" in out
 
 
 def test_train_rejects_sizes_that_do_not_fit_the_data(capsys):

@@ -57,6 +57,27 @@ def test_dense_forward_is_the_affine_map():
     np.testing.assert_allclose(y, np.asarray(x) @ np.asarray(params["w"]) + np.asarray(params["b"]), rtol=1e-6)
 
 
+def test_dense_draws_weights_and_biases_from_independent_keys():
+    # Both N(0, 1): with a shared key the biases would equal the first row of the weights.
+    layer = jn.Dense(5, w_init=jn.initializers.normal(1.0), b_init=jn.initializers.normal(1.0))
+    _, params, _ = layer.init(jax.random.key(0), (3,))
+    assert not np.allclose(params["b"], params["w"][0])
+    assert np.std(np.asarray(params["b"])) > 0.1
+
+
+def test_dense_without_bias(x64):
+    layer = jn.Dense(4, use_bias=False)
+    _, params, _ = layer.init(jax.random.key(0), (3,))
+    assert set(params) == {"w"} and layer.name == "Dense(4, use_bias=False)"
+    x = jax.random.normal(jax.random.key(1), (2, 3))
+    y, _ = jn.apply(layer, params, (), x)
+    np.testing.assert_allclose(y, np.asarray(x) @ np.asarray(params["w"]), rtol=1e-12)
+    jn.gradcheck.check_layer(layer, (3,), key=jax.random.key(2)).assert_close()
+    assert layer.meta.bias is None and layer.meta.weights == ("w",)
+    with pytest.raises(TypeError, match="use_bias"):
+        jn.Dense(4, use_bias="no")
+
+
 def test_ctx_children_get_independent_keys():
     ctx = jn.Ctx(train=True, key=jax.random.key(1))
     k0, k1 = ctx.child(0).key, ctx.child(1).key

@@ -184,7 +184,7 @@ def test_gradcheck_report_names_the_leaf_that_disagrees(x64):
     _, params, state = model.init(jax.random.key(0), (2,))
     x, y = problem(0, [3], 2, 5, integer_labels=False)
     report = gradcheck.compare(model, losses.quadratic, params, state, x, y)
-    with pytest.raises(AssertionError, match=r"2/b \(layer BrokenDense"):
+    with pytest.raises(AssertionError, match=r"at 2/b \(layer BrokenDense"):
         report.assert_close(1e-8)
     text = str(report)
     assert "BrokenDense" in text and "worst" in text

@@ -1,8 +1,10 @@
 """Layers: each a `Layer(init, forward, backward)` with its hand-written backward next to its forward."""
-from jaxnets.layers.activations import Identity, Relu, Sigmoid, Softmax, Step, Tanh
+from jaxnets.layers.activations import (Elu, Gelu, Identity, LeakyRelu, LogSoftmax, Relu, Sigmoid, Softmax, Softplus,
+                                        Step, Tanh, elementwise)
 from jaxnets.layers.dense import Dense
 
-__all__ = ["Dense", "Sigmoid", "Tanh", "Relu", "Softmax", "Identity", "Step"]
+__all__ = ["Dense", "Sigmoid", "Tanh", "Relu", "Softmax", "Identity", "Step", "LeakyRelu", "Elu", "Gelu", "Softplus",
+           "LogSoftmax", "elementwise"]
 from jaxnets.layers.batchnorm import BatchNorm
 from jaxnets.layers.conv import Conv2D
 from jaxnets.layers.dropout import Dropout

@@ -6,18 +6,25 @@ becomes aᵀ·δ here.
 """
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxnets.core import Layer
+from jaxnets.core import Layer, Meta
 from jaxnets.initializers import glorot_uniform, zeros
 
 
-def Dense(n: int, w_init=glorot_uniform, b_init=zeros, dtype=None) -> Layer:
-    """A dense layer with `n` outputs: params {"w": (n_in, n), "b": (n,)}; input (m, n_in) -> output (m, n)."""
-    if not isinstance(n, int) or n < 1:
+def Dense(n: int, w_init=glorot_uniform, b_init=zeros, dtype=None, *, use_bias: bool = True) -> Layer:
+    """A dense layer with `n` outputs: params {"w": (n_in, n), "b": (n,)}; input (m, n_in) -> output (m, n).
+
+    `use_bias=False` drops "b" (z = a·W), the right choice before a BatchNorm, whose shift β does the bias's job
+    (a bias there has an identically zero gradient). W and b are drawn from independent keys.
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"Dense(n): n must be a positive int (number of output units), got {n!r}")
-    name = f"Dense({n})"
+    if not isinstance(use_bias, bool):
+        raise TypeError(f"Dense(use_bias): True or False, got {use_bias!r}")
+    name = f"Dense({n})" if use_bias else f"Dense({n}, use_bias=False)"
 
     def init(key, input_shape):
         if len(input_shape) != 1:
@@ -25,29 +32,34 @@ def Dense(n: int, w_init=glorot_uniform, b_init=zeros, dtype=None) -> Layer:
                 f"{name}: expects flat inputs of shape (n_in,), got per-example shape {input_shape}; "
                 "put Flatten before it"
             )
-        w = w_init(key, (input_shape[0], n), dtype)
-        b = b_init(key, (n,), dtype)
-        return (n,), {"w": w, "b": b}, ()
+        w_key, b_key = jax.random.split(key)
+        params = {"w": w_init(w_key, (input_shape[0], n), dtype)}
+        if use_bias:
+            params["b"] = b_init(b_key, (n,), dtype)
+        return (n,), params, ()
 
     def forward(params, state, x, ctx):
-        w, b = params["w"], params["b"]
+        w = params["w"]
         if x.ndim != 2 or x.shape[1] != w.shape[0]:
             raise ValueError(
                 f"{name}: input has shape {tuple(x.shape)} but this layer expects (batch, {w.shape[0]}); "
                 f"check the model's input size (init with input_shape=({x.shape[-1] if x.ndim else '?'},)) "
                 "or reshape the data to (batch, features)"
             )
-        z = jnp.dot(x, w) + b
+        z = jnp.dot(x, w)
+        if use_bias:
+            z = z + params["b"]
         return z, state, x  # cache: the incoming activation a
 
     def backward(params, a, delta):
         # δ = ∂C/∂z arrives from above (it already carries σ′ if an activation follows).
         # ∂C/∂W = aᵀ δ, summed over the batch (BP4); contract the batch axis directly, no transpose.
-        dw = lax.dot_general(a, delta, (((0,), (0,)), ((), ())))
-        # ∂C/∂b = δ, summed over the batch (BP3).
-        db = jnp.sum(delta, axis=0)
+        grads = {"w": lax.dot_general(a, delta, (((0,), (0,)), ((), ())))}
+        if use_bias:
+            # ∂C/∂b = δ, summed over the batch (BP3).
+            grads["b"] = jnp.sum(delta, axis=0)
         # ∂C/∂a = δ Wᵀ, the (Wˡ⁺¹)ᵀ δˡ⁺¹ factor of BP2; contract the output axis of W.
         da = lax.dot_general(delta, params["w"], (((1,), (1,)), ((), ())))
-        return {"w": dw, "b": db}, da
+        return grads, da
 
-    return Layer(init, forward, backward, name)
+    return Layer(init, forward, backward, name, meta=Meta(bias="b" if use_bias else None, weights=("w",)))

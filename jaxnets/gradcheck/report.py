@@ -1,0 +1,193 @@
+"""The gradient-check report: one row per (layer, leaf), three columns, one error rule, and the blame.
+
+Error rule. For a row comparing gradients a and b (manual, autodiff or finite differences) of one leaf:
+
+    relative error = max|a − b| / (max(max|a|, max|b|) + FLOOR · S)
+
+where S is the largest |entry| of the reference (autodiff) gradient over every leaf of the same check, input
+gradient included, and FLOOR = 1e-2. The floor is an absolute tolerance tied to the size of the whole gradient
+(as torch.autograd.gradcheck's atol + rtol·|b|): a leaf whose true gradient is exactly 0 (the bias before a
+BatchNorm, Step, a dead ReLU region) compares its round-off with 1 % of the largest gradient, not with 0, so
+it cannot raise a false alarm, while a wrong gradient anywhere near the size of the others still fails.
+Directional rows (finite differences along random unit directions v) compare vᵀa with the difference
+quotient, relative to ‖b‖₂ + FLOOR · S₂ with S₂ the largest leaf norm. A row passes when its error is
+≤ rtol (manual~autodiff) or ≤ fd_rtol (either against finite differences), or its max abs error ≤ atol.
+
+Default tolerances (`DEFAULT_RTOL`) follow the dtype the manual and autodiff gradients were computed in:
+float64 1e-10, float32 1e-4, float16 1e-2, bfloat16 5e-2 (rounding of the compute dtype, 2⁻¹¹ and 2⁻⁸,
+accumulated over a forward and backward pass); finite-difference columns are always float64: 1e-6.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple, Optional
+
+FLOOR = 1e-2
+DEFAULT_RTOL = {"float64": 1e-10, "float32": 1e-4, "float16": 1e-2, "bfloat16": 5e-2}
+DEFAULT_FD_RTOL = 1e-6
+COLUMNS = ("manual_vs_autodiff", "manual_vs_fd", "autodiff_vs_fd")
+_SHORT = {"manual_vs_autodiff": "man~auto", "manual_vs_fd": "man~fd", "autodiff_vs_fd": "auto~fd"}
+# what each kind of row compares, for the table and the error messages
+CHECKS = {
+    "model": "the whole model's gradient of the cost",
+    "in place": "one layer inside the model, at the activations and output cotangent the model gives it",
+    "layer": "one layer alone, on a random input and output cotangent",
+    "loss": "the loss's output gradient ∂C/∂outputs",
+    "penalty": "the penalty's gradient",
+}
+
+
+class Row(NamedTuple):
+    """check: a key of CHECKS; layer: the layer's (or loss's) name; where: its position in the model as child
+    indices ("1/0"; "" for the model itself or a layer checked alone); leaf: a parameter path within the layer
+    ("w", "0/b"), "input" (∂C/∂x) or "outputs" (the loss); shape of the leaf; each column (max abs error,
+    relative error) or None when not computed; note: "nearby input" when an in-place check was made at a
+    perturbed copy of the layer's input because the recorded one is a point of non-differentiability (see
+    `check_model`)."""
+
+    check: str
+    layer: str
+    where: str
+    leaf: str
+    shape: tuple
+    manual_vs_autodiff: Optional[tuple]
+    manual_vs_fd: Optional[tuple]
+    autodiff_vs_fd: Optional[tuple]
+    note: str = ""
+
+    @property
+    def path(self) -> str:
+        """The leaf's path from the model's root, e.g. "2/b" (the leaf alone for a layer checked by itself)."""
+        return f"{self.where}/{self.leaf}" if self.where else self.leaf
+
+
+def default_rtol(dtype: str) -> float:
+    """The manual~autodiff tolerance for gradients computed in `dtype` (see the module docstring)."""
+    if dtype not in DEFAULT_RTOL:
+        raise ValueError(f"no default gradient-check tolerance for dtype {dtype!r}; pass rtol= explicitly "
+                         f"(known: {sorted(DEFAULT_RTOL)})")
+    return DEFAULT_RTOL[dtype]
+
+
+def _check_tolerance(name, value):
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0):
+        raise ValueError(f"assert_close({name}): a tolerance must be a number >= 0, got {value!r}")
+
+
+class Report(NamedTuple):
+    """The outcome of `compare`, `check_layer` or `check_model`.
+
+    rows: `Row`s, the model's or layer's own first, then (check_model) the loss, penalty and every child in place
+    (pre-order); manual_dtype: the dtype of the manual~autodiff column; fd: how the finite-difference columns
+    were computed ("coordinates", "4 directions", or None when skipped; always float64).
+    """
+
+    rows: tuple
+    manual_dtype: str
+    fd: Optional[str]
+
+    def worst(self, column: str = "manual_vs_autodiff") -> float:
+        """The largest relative error in a column ("manual_vs_autodiff", "manual_vs_fd", "autodiff_vs_fd")."""
+        if column not in COLUMNS:
+            raise ValueError(f"worst(column): one of {COLUMNS}, got {column!r}")
+        return max((getattr(r, column)[1] for r in self.rows if getattr(r, column) is not None), default=0.0)
+
+    def per_layer(self) -> dict:
+        """{layer name: {column: worst relative error}} over every row of that layer."""
+        out: dict = {}
+        for r in self.rows:
+            entry = out.setdefault(r.layer, {})
+            for col in COLUMNS:
+                if getattr(r, col) is not None:
+                    entry[col] = max(entry.get(col, 0.0), getattr(r, col)[1])
+        return out
+
+    def failures(self, rtol: float | None = None, fd_rtol: float | None = None, atol: float = 0.0) -> list:
+        """[(row, column, tolerance)] of every comparison outside its tolerance (defaults as `assert_close`)."""
+        for name, value in (("rtol", rtol), ("fd_rtol", fd_rtol), ("atol", atol)):
+            _check_tolerance(name, value)
+        rtol = default_rtol(self.manual_dtype) if rtol is None else rtol
+        fd_rtol = DEFAULT_FD_RTOL if fd_rtol is None else fd_rtol
+        found = []
+        for r in self.rows:
+            for col, tol in zip(COLUMNS, (rtol, fd_rtol, fd_rtol)):
+                value = getattr(r, col)
+                if value is not None and not (value[1] <= tol or value[0] <= atol):
+                    found.append((r, col, tol))
+        return found
+
+    @property
+    def passed(self) -> bool:
+        """True when every row passes at the default tolerances."""
+        return not self.failures()
+
+    def assert_close(self, rtol: float | None = None, fd_rtol: float | None = None, *, atol: float = 0.0) -> None:
+        """Raise AssertionError unless every row passes (see the module docstring for the rule).
+
+        rtol: manual~autodiff tolerance (default by dtype, `DEFAULT_RTOL`); fd_rtol: against finite differences
+        (default 1e-6); atol: a max abs error that always passes. The message's first line names the layer to look
+        at: the innermost failing layer checked in place (its own backward is wrong, since every layer inside it
+        passed), else the loss or penalty, else the model (its layers pass alone, so the way they are combined is
+        at fault). The other failing rows follow.
+        """
+        failing = self.failures(rtol, fd_rtol, atol)
+        if not failing:
+            return
+        row, col, tol = _blame(failing)
+        value = getattr(row, col)
+        lines = [_headline(row, col, tol, value)]
+        lines += [f"  also: {r.check} {r.layer}" + (f" at {r.where}" if r.where else "") + f", {r.leaf}: "
+                  f"{_SHORT[c]} {getattr(r, c)[1]:.2e} > {t:.1e}" for r, c, t in failing if (r, c) != (row, col)][:12]
+        raise AssertionError("\n".join(lines))
+
+    def __str__(self) -> str:
+        def cell(v):
+            return "        -" if v is None else f"{v[1]:9.2e}"
+
+        fd = f"finite differences in float64 ({self.fd})" if self.fd else "finite differences not computed"
+        header = (f"{'check':<9}{'layer':<24}{'where':<7}{'leaf':<10}{'shape':<14}{'man~auto':>10}{'man~fd':>10}"
+                  f"{'auto~fd':>10}")
+        lines = [f"gradient check (relative errors): manual~autodiff in {self.manual_dtype}; {fd}", header,
+                 "-" * len(header)]
+        for r in self.rows:
+            lines.append(f"{r.check:<9}{r.layer[:23]:<24}{r.where or '-':<7}{r.leaf[:9]:<10}{str(r.shape)[:13]:<14}"
+                         f"{cell(r.manual_vs_autodiff):>10}{cell(r.manual_vs_fd):>10}{cell(r.autodiff_vs_fd):>10}"
+                         + (f"  ({r.note})" if r.note else ""))
+        summary = f"worst: manual~autodiff {self.worst('manual_vs_autodiff'):.2e}"
+        if self.fd:
+            summary += f", manual~fd {self.worst('manual_vs_fd'):.2e}, autodiff~fd {self.worst('autodiff_vs_fd'):.2e}"
+        lines.append(summary + f"; {'passed' if self.passed else 'FAILED'} at the default tolerances")
+        return "\n".join(lines)
+
+
+def _inside(path: str, ancestor: str) -> bool:
+    return path != ancestor and (ancestor == "" or path.startswith(ancestor + "/"))
+
+
+def _blame(failing):
+    """The failing comparison to name first: the innermost layer checked in place or alone whose descendants all
+    pass, then the loss/penalty, then the model."""
+    layers = [f for f in failing if f[0].check in ("in place", "layer")]
+    if layers:
+        paths = {f[0].where for f in layers}
+        return next(f for f in layers if not any(_inside(p, f[0].where) for p in paths))
+    for check in ("loss", "penalty", "model"):
+        for f in failing:
+            if f[0].check == check:
+                return f
+    return failing[0]
+
+
+def _headline(row: Row, col: str, tol: float, value) -> str:
+    what = {"input": "its input gradient dx", "outputs": "its gradient ∂C/∂outputs"}.get(
+        row.leaf, f"its parameter gradient {row.leaf!r}")
+    measured = f"{_SHORT[col]} relative error {value[1]:.2e} > {tol:.1e} (max abs {value[0]:.2e})"
+    if row.check in ("in place", "layer"):
+        where = f"at {row.where} of the model, checked in place" if row.check == "in place" else "checked alone"
+        return (f"gradient mismatch in layer {row.layer} ({where}): {what}: {measured}; check {row.layer}'s "
+                f"backward against its forward")
+    if row.check == "loss":
+        return f"gradient mismatch in loss {row.layer}: {what}: {measured}; check the loss's grad against its value"
+    if row.check == "penalty":
+        return f"gradient mismatch in penalty {row.layer}: {measured}; check the penalty's grad against its value"
+    return (f"gradient mismatch at {row.path} (layer {row.layer}): {measured}; check that layer's backward against "
+            "its forward (check_model checks every layer in place and names the one at fault)")
