@@ -7,7 +7,7 @@ carries a hand-written backward pass, cross-checked by `jax.grad` and by finite 
 from jaxnets import gradcheck, gradients, initializers, losses
 from jaxnets import checkpoint, data
 from jaxnets import optim
-from jaxnets.core import Ctx, Layer, apply, init, serial
+from jaxnets.core import Ctx, Layer, Meta, apply, init, serial
 from jaxnets.layers import Dense, Identity, Relu, Sigmoid, Softmax, Step, Tanh
 from jaxnets.layers import AvgPool, BatchNorm, Conv2D, Dropout, Flatten, L2Pool, MaxPool, Reshape
 from jaxnets import models

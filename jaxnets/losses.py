@@ -8,16 +8,26 @@ Targets are one-hot / real-valued arrays with the outputs' shape, or integer cla
 """
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from typing import Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 class Loss(NamedTuple):
+    """value(outputs, targets) -> scalar batch mean; grad(outputs, targets) -> ∂C/∂outputs (the 1/m included).
+
+    on_logits: the loss takes raw scores (logits), not probabilities; with one output unit the predicted class
+        is then output > 0 (else output > 0.5). check: optional `check(output_shape, targets)` raising
+        ValueError for combinations the loss cannot make sense of (run on host arrays before training).
+    """
+
     value: Callable[[jax.Array, jax.Array], jax.Array]
     grad: Callable[[jax.Array, jax.Array], jax.Array]
     name: str
+    on_logits: bool = False
+    check: Optional[Callable[[tuple, np.ndarray], None]] = None
 
 
 def as_dense_targets(outputs: jax.Array, targets: jax.Array, name: str = "loss") -> jax.Array:
@@ -35,6 +45,37 @@ def as_dense_targets(outputs: jax.Array, targets: jax.Array, name: str = "loss")
         f"{tuple(outputs.shape)}; pass one-hot targets of the outputs' shape or integer labels of shape "
         f"({outputs.shape[0]},), and check the last layer has one unit per class"
     )
+
+
+def _dense(targets) -> bool:
+    return np.issubdtype(np.asarray(targets).dtype, np.floating)
+
+
+def _check_unit_interval(name):
+    def check(out_shape, targets):
+        if _dense(targets):
+            t = np.asarray(targets)
+            if t.size and (t.min() < 0 or t.max() > 1):
+                raise ValueError(f"{name}: float targets must lie in [0, 1] (probabilities of the positive class per "
+                                 f"unit), got values in [{t.min():.4g}, {t.max():.4g}]; rescale them or use quadratic "
+                                 "for regression")
+    return check
+
+
+def _check_softmax(out_shape, targets):
+    units = out_shape[-1] if out_shape else 1
+    if units < 2:
+        raise ValueError("softmax_cross_entropy: the model has 1 output unit, and a softmax over one unit is always 1, "
+                         "so the cost is identically 0 and nothing trains; give the last layer one unit per class "
+                         "(2 for two classes), or keep 1 unit with sigmoid_cross_entropy")
+    if _dense(targets):
+        t = np.asarray(targets, np.float64)
+        sums = t.sum(axis=-1)
+        if t.size and (t.min() < 0 or np.max(np.abs(sums - 1)) > 1e-3):
+            raise ValueError(f"softmax_cross_entropy: float targets must be probability distributions over the "
+                             f"{units} classes (non-negative rows summing to 1), got entries in [{t.min():.4g}, "
+                             f"{t.max():.4g}] and row sums in [{sums.min():.4g}, {sums.max():.4g}]; pass integer "
+                             "labels or one-hot rows (jaxnets.data.one_hot)")
 
 
 def _batch_size(outputs):
@@ -67,7 +108,8 @@ def _bce_grad(a, y):
     return (a - y) / (a * (1 - a)) / _batch_size(a)
 
 
-binary_cross_entropy = Loss(_bce_value, _bce_grad, "binary_cross_entropy")
+binary_cross_entropy = Loss(_bce_value, _bce_grad, "binary_cross_entropy",
+                            check=_check_unit_interval("binary_cross_entropy"))
 
 
 # --- the same cost on logits z, a = σ(z): −y ln σ(z) − (1 − y) ln(1 − σ(z)) = ln(1 + eᶻ) − z·y ------------
@@ -84,7 +126,8 @@ def _sigmoid_ce_grad(z, y):
     return (jax.nn.sigmoid(z) - y) / _batch_size(z)
 
 
-sigmoid_cross_entropy = Loss(_sigmoid_ce_value, _sigmoid_ce_grad, "sigmoid_cross_entropy")
+sigmoid_cross_entropy = Loss(_sigmoid_ce_value, _sigmoid_ce_grad, "sigmoid_cross_entropy", on_logits=True,
+                             check=_check_unit_interval("sigmoid_cross_entropy"))
 
 
 # --- softmax + log-likelihood on logits  C = −(1/m) Σₓ Σⱼ yⱼ ln softmax(z)ⱼ  ->  ∂C/∂z = (softmax(z) − y)/m ----
@@ -98,7 +141,8 @@ def _softmax_ce_grad(z, y):
     return (jax.nn.softmax(z, axis=-1) * jnp.sum(y, axis=-1, keepdims=True) - y) / _batch_size(z)
 
 
-softmax_cross_entropy = Loss(_softmax_ce_value, _softmax_ce_grad, "softmax_cross_entropy")
+softmax_cross_entropy = Loss(_softmax_ce_value, _softmax_ce_grad, "softmax_cross_entropy", on_logits=True,
+                             check=_check_softmax)
 
 LOSSES = {loss.name: loss for loss in (quadratic, binary_cross_entropy, sigmoid_cross_entropy, softmax_cross_entropy)}
 
@@ -111,43 +155,65 @@ def get(name: str) -> Loss:
         raise ValueError(f"unknown loss {name!r}; choose one of {sorted(LOSSES)}") from None
 
 
-# --- penalties on weights (leaves under key "w"); biases are not regularised -----------------------------
+# --- penalties on weights (by default the leaves under key "w"); biases are not regularised --------------
 class Penalty(NamedTuple):
     value: Callable[[object], jax.Array]
     grad: Callable[[object], object]
     name: str
 
 
-def _is_weight(path) -> bool:
+def is_weight(path, leaf=None) -> bool:
+    """The default penalty mask: a leaf stored under the dict key "w" (the textbook regularises weights, not
+    biases, BatchNorm scales or shifts)."""
     last = path[-1] if path else None
     return isinstance(last, jax.tree_util.DictKey) and last.key == "w"
 
 
-def _weight_sum(params, fn):
-    leaves = [fn(w) for path, w in jax.tree_util.tree_leaves_with_path(params) if _is_weight(path)]
-    return sum(leaves) if leaves else jnp.zeros(())
+def _selector(mask):
+    """mask -> `selected(params) -> tree of bools`: None (the "w" leaves), a predicate `mask(path, leaf)`, or a
+    pytree of bools with the params' structure."""
+    if mask is None:
+        mask = is_weight
+    if callable(mask):
+        return lambda params: jax.tree_util.tree_map_with_path(lambda p, v: bool(mask(p, v)), params)
+
+    def fixed(params):
+        try:
+            return jax.tree_util.tree_map(lambda m, v: bool(m), mask, params)
+        except ValueError as err:
+            raise ValueError(f"penalty mask: a pytree of bools with the params' structure is needed ({err}); or pass "
+                             "a predicate mask(path, leaf) -> bool") from None
+
+    return fixed
 
 
-def _map_weights(params, fn):
-    return jax.tree_util.tree_map_with_path(lambda p, v: fn(v) if _is_weight(p) else jnp.zeros_like(v), params)
-
-
-def _check_penalty_args(kind, lmbda, n):
-    if isinstance(lmbda, (int, float)) and lmbda < 0:
-        raise ValueError(f"{kind}(lmbda, n): lmbda must be >= 0, got {lmbda}")
-    if not isinstance(n, int) or n < 1:
+def _penalty(kind, lmbda, n, mask, value_of, grad_of, label):
+    if isinstance(lmbda, (int, float)) and not isinstance(lmbda, bool) and not (lmbda >= 0 and np.isfinite(lmbda)):
+        raise ValueError(f"{kind}(lmbda, n): lmbda must be a finite number >= 0, got {lmbda}")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"{kind}(lmbda, n): n is the training-set size and must be a positive int, got {n!r}")
+    selected = _selector(mask)
+
+    def value(params):
+        terms = [value_of(w) for w, on in zip(jax.tree_util.tree_leaves(params),
+                                              jax.tree_util.tree_leaves(selected(params))) if on]
+        return lmbda / n * sum(terms) if terms else jnp.zeros(())
+
+    def grad(params):
+        return jax.tree_util.tree_map(lambda w, on: (lmbda / n) * grad_of(w) if on else jnp.zeros_like(w), params,
+                                      selected(params))
+
+    return Penalty(value, grad, label + ("" if mask is None else ", masked") + ")")
 
 
-def l2(lmbda: float, n: int) -> Penalty:
-    """C += λ/(2n) Σ w²  ->  ∂/∂w = (λ/n) w (weight decay); n is the size of the training set."""
-    _check_penalty_args("l2", lmbda, n)
-    return Penalty(lambda p: lmbda / (2 * n) * _weight_sum(p, lambda w: jnp.sum(w * w)),
-                   lambda p: _map_weights(p, lambda w: (lmbda / n) * w), f"l2({lmbda}, {n})")
+def l2(lmbda: float, n: int, *, mask=None) -> Penalty:
+    """C += λ/(2n) Σ w²  ->  ∂/∂w = (λ/n) w (weight decay); n is the size of the training set.
+
+    mask: which leaves are weights — None (the leaves under key "w"), a predicate `mask(path, leaf) -> bool`, or a
+    pytree of bools like the params."""
+    return _penalty("l2", lmbda, n, mask, lambda w: 0.5 * jnp.sum(w * w), lambda w: w, f"l2({lmbda}, {n}")
 
 
-def l1(lmbda: float, n: int) -> Penalty:
-    """C += λ/n Σ |w|  ->  ∂/∂w = (λ/n) sgn(w) (sgn(0) = 0)."""
-    _check_penalty_args("l1", lmbda, n)
-    return Penalty(lambda p: lmbda / n * _weight_sum(p, lambda w: jnp.sum(jnp.abs(w))),
-                   lambda p: _map_weights(p, lambda w: (lmbda / n) * jnp.sign(w)), f"l1({lmbda}, {n})")
+def l1(lmbda: float, n: int, *, mask=None) -> Penalty:
+    """C += λ/n Σ |w|  ->  ∂/∂w = (λ/n) sgn(w) (sgn(0) = 0); `mask` as for `l2`."""
+    return _penalty("l1", lmbda, n, mask, lambda w: jnp.sum(jnp.abs(w)), jnp.sign, f"l1({lmbda}, {n}")

@@ -1,4 +1,5 @@
 """Cost values against their textbook formulas (numpy), target handling, and weight-only penalties."""
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -68,7 +69,41 @@ def test_penalties_touch_weights_only(x64):
 
 
 def test_penalty_arguments_are_validated():
-    with pytest.raises(ValueError, match="lmbda must be >= 0"):
+    with pytest.raises(ValueError, match="lmbda must be a finite number >= 0"):
         losses.l2(-1.0, 10)
     with pytest.raises(ValueError, match="training-set size"):
         losses.l1(0.1, 0)
+
+
+def test_masked_penalty_regularises_a_weight_stored_under_another_key(x64):
+    # A user's layer that keeps its kernel under "kernel": the default mask ("w" leaves) misses it, a mask
+    # (predicate or pytree of bools) picks it up, and the manual gradient equals jax.grad of the value.
+    params = {"kernel": jnp.array([[1.0, -2.0]]), "bias": jnp.array([3.0])}
+    assert float(losses.l2(0.5, 10).value(params)) == 0.0
+    by_name = losses.l2(0.5, 10, mask=lambda path, leaf: path[-1].key == "kernel")
+    by_tree = losses.l2(0.5, 10, mask={"kernel": True, "bias": False})
+    for pen in (by_name, by_tree):
+        np.testing.assert_allclose(pen.value(params), 0.5 / 20 * 5)
+        g = pen.grad(params)
+        np.testing.assert_allclose(g["kernel"], 0.05 * params["kernel"])
+        np.testing.assert_array_equal(g["bias"], 0.0)
+        chex.assert_trees_all_close(g, jax.grad(pen.value)(params), rtol=1e-12)
+    l1 = losses.l1(1.0, 2, mask={"kernel": False, "bias": True})
+    np.testing.assert_allclose(l1.value(params), 1.5)
+    with pytest.raises(ValueError, match="pytree of bools with the params' structure"):
+        losses.l2(0.5, 10, mask={"kernel": True}).value(params)
+    assert by_name.name == "l2(0.5, 10, masked)"
+
+
+def test_losses_declare_logits_and_check_targets():
+    assert losses.softmax_cross_entropy.on_logits and losses.sigmoid_cross_entropy.on_logits
+    assert not losses.quadratic.on_logits and not losses.binary_cross_entropy.on_logits
+    with pytest.raises(ValueError, match="1 output unit.*identically 0"):
+        losses.softmax_cross_entropy.check((1,), np.zeros(4, np.int32))
+    with pytest.raises(ValueError, match="probability distributions"):
+        losses.softmax_cross_entropy.check((3,), np.array([[0.5, 0.6, 0.0]], np.float32))
+    losses.softmax_cross_entropy.check((3,), np.array([[0.2, 0.3, 0.5]], np.float32))
+    for loss in (losses.binary_cross_entropy, losses.sigmoid_cross_entropy):
+        with pytest.raises(ValueError, match=r"must lie in \[0, 1\]"):
+            loss.check((2,), np.array([[0.0, 2.0]], np.float32))
+        loss.check((2,), np.array([[0.0, 0.7]], np.float32))

@@ -27,8 +27,6 @@ from jaxnets import gradients as gradient_sources
 from jaxnets.core import Ctx, Layer
 from jaxnets.training.state import TrainState
 
-_LOGIT_LOSSES = ("sigmoid_cross_entropy", "softmax_cross_entropy")
-
 
 def _with_outputs(model: Layer) -> Layer:
     """The model with its outputs appended to its state, so a gradient source returns them next to the
@@ -46,7 +44,7 @@ def count_correct(outputs: jax.Array, targets: jax.Array, loss=None) -> jax.Arra
     """Number of rows of `outputs` (m, k) whose predicted class matches `targets` (int labels (m,) or dense
     (m, k) one-hot rows); int32 scalar. With k = 1 the prediction is output > threshold (0 for a loss on
     logits, 0.5 otherwise) and the target class is label (int) or target > 0.5 (dense)."""
-    threshold = 0.0 if getattr(loss, "name", None) in _LOGIT_LOSSES else 0.5
+    threshold = 0.0 if getattr(loss, "on_logits", False) else 0.5
     integer = jnp.issubdtype(targets.dtype, jnp.integer)
     if outputs.shape[-1] == 1:
         predicted = (outputs[..., 0] > threshold).astype(jnp.int32)
