@@ -8,9 +8,13 @@ from jaxnets import gradcheck, gradients, initializers, losses
 from jaxnets import checkpoint, data
 from jaxnets import optim
 from jaxnets.core import Ctx, Layer, Meta, apply, init, serial
-from jaxnets.layers import Dense, Identity, Relu, Sigmoid, Softmax, Step, Tanh
-from jaxnets.layers import AvgPool, BatchNorm, Conv2D, Dropout, Flatten, L2Pool, MaxPool, Reshape
+from jaxnets.layers import (Dense, Elu, Gelu, Identity, LeakyRelu, LogSoftmax, Relu, Sigmoid, Softmax, Softplus, Step,
+                            Tanh, elementwise)
+from jaxnets.layers import (AvgPool, BatchNorm, Conv2D, Dropout, Flatten, GlobalAvgPool, L2Pool, LayerNorm, MaxPool,
+                            Reshape)
+from jaxnets.layers import FanInConcat, FanInSum, FanOut, branches, residual
 from jaxnets import models
+from jaxnets.summary import summary
 from jaxnets import training
 from jaxnets import parallel
 from jaxnets.training import (EarlyStopping, FitResult, History, TrainingDivergedError, evaluate, fit,

@@ -35,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxnets import gradients
+from jaxnets import nodes as model_nodes
 from jaxnets.core import Ctx, Layer
 from jaxnets.gradcheck import differences as fdiff
 from jaxnets.gradcheck.report import FLOOR, Report, Row
@@ -131,7 +132,8 @@ def _layer_rows(check, layer: Layer, where, params, state, x, ctx, dy, *, finite
     g_man = jax.jit(manual)(params, state, x, dy)
     g_auto = jax.jit(autodiff)(params, state, x, dy)
     labels = [(layer.name, where, _path_str(path)) for path, _ in jax.tree_util.tree_leaves_with_path(params)]
-    labels.append((layer.name, where, "input"))
+    labels += [(layer.name, where, "/".join(["input"] + ([_path_str(path)] if path else [])))
+               for path, _ in jax.tree_util.tree_leaves_with_path(x)]
     size = sum(int(np.size(a)) for a in jax.tree_util.tree_leaves((params, x)))
     mode = _mode(finite_diff, size)
     if mode is None:
@@ -145,7 +147,7 @@ def _layer_rows(check, layer: Layer, where, params, state, x, ctx, dy, *, finite
 
         def inner(px):
             y, _, _ = layer.forward(px[0], s64, px[1], ctx)
-            return jnp.sum(y * dy64)
+            return sum(jnp.sum(a * b) for a, b in zip(jax.tree_util.tree_leaves(y), jax.tree_util.tree_leaves(dy64)))
 
         rows = _rows(check, labels, g_man, g_auto, mode, inner, (p64, x64), m64, a64, key=key,
                      directions=directions, step=step)
@@ -238,48 +240,6 @@ def compare(model: Layer, loss, params, state, x, y, ctx: Ctx = Ctx(train=True),
     return Report(tuple(rows), _dtype_name((params, x)), _fd_label(mode, directions))
 
 
-def _combinator(layer: Layer) -> bool:
-    return bool(layer.children) and layer.rebuild is not None
-
-
-def _tap(layer: Layer, path: tuple, nodes: list) -> Layer:
-    """`layer` (and, for a combinator, each child) with its forward recording (x, y, key) in its new state and
-    adding a probe (params[1]) to its output; params are (inner params, probe). Backward is not needed."""
-    nodes.append((path, layer))
-    inner = layer.rebuild(*[_tap(c, path + (i,), nodes) for i, c in enumerate(layer.children)]) \
-        if _combinator(layer) else layer
-
-    def forward(params, state, x, ctx):
-        inner_params, probe = params
-        out, new_state, cache = inner.forward(inner_params, state, x, ctx)
-        record = (x, out, ctx.key)
-        return (out if probe is None else out + probe), (new_state, record), cache
-
-    return Layer(inner.init, forward, None, layer.name)
-
-
-def _tapped_params(layer: Layer, params, probes: dict, path: tuple):
-    if _combinator(layer):
-        if not isinstance(params, (tuple, list)) or len(params) != len(layer.children):
-            raise ValueError(f"check_model: {layer.name} is a combinator, so its params must be a tuple with one entry "
-                             f"per child ({len(layer.children)}), got {type(params).__name__}")
-        params = tuple(_tapped_params(c, params[i], probes, path + (i,)) for i, c in enumerate(layer.children))
-    return params, probes.get(path)
-
-
-def _records(layer: Layer, new_state, path: tuple, out: dict) -> None:
-    inner_state, out[path] = new_state
-    if _combinator(layer):
-        for i, c in enumerate(layer.children):
-            _records(c, inner_state[i], path + (i,), out)
-
-
-def _subtree(tree, path):
-    for i in path:
-        tree = tree[i]
-    return tree
-
-
 def check_model(model: Layer, loss, params, state, x, y, ctx: Ctx = Ctx(train=True), penalty=None, *,
                 finite_diff="auto", step: float = 1e-5, directions: int = 4, key=None) -> Report:
     """The whole model (as `compare`), its loss's output gradient and penalty, and every child layer in place.
@@ -300,20 +260,19 @@ def check_model(model: Layer, loss, params, state, x, y, ctx: Ctx = Ctx(train=Tr
     if penalty is not None:
         rows += _penalty_rows(penalty, params, fd_args)
 
-    nodes: list = []
-    tapped = _tap(model, (), nodes)
-    shapes = jax.eval_shape(lambda p: _forward_records(model, tapped, p, state, x, ctx, {})[1], params)
-    probes = {path: jnp.zeros(rec[1].shape, rec[1].dtype) for path, rec in shapes.items()}
+    shapes = jax.eval_shape(lambda p: model_nodes.record(model, p, state, x, ctx)[1], params)
+    probes = {path: jax.tree_util.tree_map(lambda a: jnp.zeros(a.shape, a.dtype), rec.y) for path, rec in shapes.items()}
 
     def cost_and_records(probes_):
-        out, records = _forward_records(model, tapped, params, state, x, ctx, probes_)
-        return loss.value(out, y), records
+        out, records = model_nodes.record(model, params, state, x, ctx, probes_)
+        return loss.value(out, y), {path: (r.x, r.key) for path, r in records.items()}
 
     cotangents, records = jax.jit(jax.grad(cost_and_records, has_aux=True))(probes)
     dtype = _dtype_name((params, x))
-    for path, layer in nodes[1:]:
-        x_in, _, key_in = records[path]
-        args = ("in place", layer, "/".join(map(str, path)), _subtree(params, path), _subtree(state, path))
+    for path, layer in model_nodes.nodes(model)[1:]:
+        x_in, key_in = records[path]
+        args = ("in place", layer, "/".join(map(str, path)), model_nodes.subtree(params, path),
+                model_nodes.subtree(state, path))
         node_ctx, dy = Ctx(ctx.train, key_in), cotangents[path]
         node_rows, _ = _layer_rows(*args, x_in, node_ctx, dy, **fd_args)
         if Report(tuple(node_rows), dtype, None).failures():
@@ -328,13 +287,6 @@ def _nearby(x):
     """x + 10⁻³·rms(x)·N(0, 1): off the ties and kinks the recorded activations may sit on (fixed key)."""
     rms = jnp.sqrt(jnp.mean(jnp.square(x.astype(jnp.float32)))).astype(x.dtype)
     return x + 1e-3 * jnp.where(rms > 0, rms, 1) * jax.random.normal(jax.random.key(1), x.shape, x.dtype)
-
-
-def _forward_records(model, tapped, params, state, x, ctx, probes):
-    out, new_state, _ = tapped.forward(_tapped_params(model, params, probes, ()), state, x, ctx)
-    records: dict = {}
-    _records(model, new_state, (), records)
-    return out, records
 
 
 def _loss_rows(loss, outputs, y, fd_args):

@@ -179,7 +179,8 @@ def _blame(failing):
 
 def _headline(row: Row, col: str, tol: float, value) -> str:
     what = {"input": "its input gradient dx", "outputs": "its gradient ∂C/∂outputs"}.get(
-        row.leaf, f"its parameter gradient {row.leaf!r}")
+        row.leaf, f"its input gradient dx[{row.leaf[6:]}]" if row.leaf.startswith("input/")
+        else f"its parameter gradient {row.leaf!r}")
     measured = f"{_SHORT[col]} relative error {value[1]:.2e} > {tol:.1e} (max abs {value[0]:.2e})"
     if row.check in ("in place", "layer"):
         where = f"at {row.where} of the model, checked in place" if row.check == "in place" else "checked alone"

@@ -8,7 +8,10 @@ __all__ = ["Dense", "Sigmoid", "Tanh", "Relu", "Softmax", "Identity", "Step", "L
 from jaxnets.layers.batchnorm import BatchNorm
 from jaxnets.layers.conv import Conv2D
 from jaxnets.layers.dropout import Dropout
-from jaxnets.layers.pool import AvgPool, L2Pool, MaxPool
+from jaxnets.layers.pool import AvgPool, GlobalAvgPool, L2Pool, MaxPool
 from jaxnets.layers.reshape import Flatten, Reshape
+from jaxnets.layers.layernorm import LayerNorm
+from jaxnets.layers.combinators import FanInConcat, FanInSum, FanOut, branches, residual
 
-__all__ += ["Conv2D", "MaxPool", "L2Pool", "AvgPool", "Flatten", "Reshape", "Dropout", "BatchNorm"]
+__all__ += ["Conv2D", "MaxPool", "L2Pool", "AvgPool", "GlobalAvgPool", "Flatten", "Reshape", "Dropout", "BatchNorm",
+            "LayerNorm", "FanOut", "FanInSum", "FanInConcat", "branches", "residual"]

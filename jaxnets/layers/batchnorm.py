@@ -35,13 +35,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxnets.core import Layer
-from jaxnets.initializers import zeros
-
-
-def ones(key, shape, dtype=None):
-    """All ones (the initial scale γ)."""
-    return jnp.ones(shape, jnp.zeros((), dtype if dtype is not None else float).dtype)
+from jaxnets.core import Layer, Meta
+from jaxnets.initializers import ones, zeros
 
 
 class _TrainCache(NamedTuple):
@@ -122,4 +117,4 @@ def BatchNorm(momentum: float = 0.9, eps: float = 1e-5, axis_name=None, running_
         dx = (gamma * inv_std) * (dy - mean_dy - xhat * mean_dy_xhat)
         return {"gamma": dgamma, "beta": dbeta}, dx
 
-    return Layer(init, forward, backward, name)
+    return Layer(init, forward, backward, name, meta=Meta(bias="beta"))

@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxnets.core import Layer
+from jaxnets.core import Layer, Meta
 from jaxnets.initializers import glorot_uniform, zeros
 from jaxnets.layers._shapes import check_image_batch, check_image_shape, describe, pair
 
@@ -63,12 +63,15 @@ def _check_padding(padding, name):
 
 
 def Conv2D(features: int, kernel, stride=1, padding="VALID", w_init=glorot_uniform, b_init=zeros, dtype=None,
-           precision=None) -> Layer:
+           precision=None, *, use_bias: bool = True) -> Layer:
     """A convolution with `features` feature maps of size `kernel` (int or (kh, kw)) and `stride`.
 
     params {"w": (kh, kw, C, features), "b": (features,)}; input (m, H, W, C) -> output (m, Ho, Wo, features).
-    `precision` is passed to `lax.conv_general_dilated` (e.g. `lax.Precision.HIGHEST` on GPUs/TPUs).
+    `use_bias=False` drops "b" (before a BatchNorm). `precision` is passed to `lax.conv_general_dilated` (e.g.
+    `lax.Precision.HIGHEST` on GPUs/TPUs).
     """
+    if not isinstance(use_bias, bool):
+        raise TypeError(f"Conv2D(use_bias): True or False, got {use_bias!r}")
     if not isinstance(features, int) or isinstance(features, bool) or features < 1:
         raise ValueError(f"Conv2D(features, kernel): features must be a positive int (feature maps), got {features!r}")
     label = f"Conv2D({features}, {kernel!r}, stride={stride!r}, padding={padding!r})"
@@ -76,7 +79,8 @@ def Conv2D(features: int, kernel, stride=1, padding="VALID", w_init=glorot_unifo
     sh, sw = pair(stride, "stride", label)
     pad_spec = _check_padding(padding, label)
     name = f"Conv2D({features}, {describe((kh, kw))}" + (f", stride={describe((sh, sw))}" if (sh, sw) != (1, 1) else "") \
-        + (f", {pad_spec})" if isinstance(pad_spec, str) and pad_spec != "VALID" else ")")
+        + (f", {pad_spec}" if isinstance(pad_spec, str) and pad_spec != "VALID" else "") \
+        + (")" if use_bias else ", use_bias=False)")
 
     def pads(h, w):
         if pad_spec == "VALID":
@@ -99,11 +103,13 @@ def Conv2D(features: int, kernel, stride=1, padding="VALID", w_init=glorot_unifo
         h, w, c = check_image_shape(name, input_shape, "put Reshape((H, W, C)) before it, or load images with flatten=False")
         ho, wo = out_size(h, w)
         w_key, b_key = jax.random.split(key)
-        params = {"w": w_init(w_key, (kh, kw, c, features), dtype), "b": b_init(b_key, (features,), dtype)}
+        params = {"w": w_init(w_key, (kh, kw, c, features), dtype)}
+        if use_bias:
+            params["b"] = b_init(b_key, (features,), dtype)
         return (ho, wo, features), params, ()
 
     def forward(params, state, x, ctx):
-        w, b = params["w"], params["b"]
+        w = params["w"]
         check_image_batch(name, x)
         if x.shape[-1] != w.shape[2]:
             raise ValueError(
@@ -114,7 +120,7 @@ def Conv2D(features: int, kernel, stride=1, padding="VALID", w_init=glorot_unifo
         out_size(x.shape[1], x.shape[2])
         z = lax.conv_general_dilated(x, w, (sh, sw), pads(x.shape[1], x.shape[2]), dimension_numbers=_FORWARD,
                                      precision=precision)
-        return z + b, state, x  # cache: the input x
+        return (z + params["b"] if use_bias else z), state, x  # cache: the input x
 
     def backward(params, x, delta):
         w = params["w"]
@@ -124,12 +130,14 @@ def Conv2D(features: int, kernel, stride=1, padding="VALID", w_init=glorot_unifo
         # Padded rows/columns past the last window (never read by (C1)).
         rh = h + pt + pb - kh - (ho - 1) * sh
         rw = wd + pl + pr - kw - (wo - 1) * sw
-        db = jnp.sum(delta, axis=(0, 1, 2))                                                     # (C2)
         dw = lax.conv_general_dilated(x, delta, (1, 1), ((pt, pb - rh), (pl, pr - rw)),        # (C3)
                                       rhs_dilation=(sh, sw), dimension_numbers=_KERNEL_GRAD, precision=precision)
         dx = lax.conv_general_dilated(delta, w[::-1, ::-1], (1, 1),                           # (C4)
                                       ((kh - 1 - pt, kh - 1 - pb + rh), (kw - 1 - pl, kw - 1 - pr + rw)),
                                       lhs_dilation=(sh, sw), dimension_numbers=_INPUT_GRAD, precision=precision)
-        return {"w": dw, "b": db}, dx
+        grads = {"w": dw}
+        if use_bias:
+            grads["b"] = jnp.sum(delta, axis=(0, 1, 2))                                          # (C2)
+        return grads, dx
 
-    return Layer(init, forward, backward, name)
+    return Layer(init, forward, backward, name, meta=Meta(bias="b" if use_bias else None, weights=("w",)))

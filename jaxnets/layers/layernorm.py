@@ -1,0 +1,60 @@
+"""Layer normalisation (Ba, Kiros & Hinton 2016) with its full hand-written backward.
+
+Each example is normalised over its last (feature) axis of size n, the same in training and evaluation (no
+batch statistics, no state):
+
+    μ = (1/n) Σⱼ xⱼ,   σ² = (1/n) Σⱼ (xⱼ − μ)²,   x̂ = (x − μ)/√(σ² + ε),   y = γ ⊙ x̂ + β              (L1)
+
+with learnable γ, β of shape (n,). Every xⱼ moves μ and σ² of its own example, so with g = ∂C/∂x̂ = δ ⊙ γ:
+
+    ∂C/∂β = Σ δ,   ∂C/∂γ = Σ δ ⊙ x̂   (sums over the batch and any leading axes)
+    ∂C/∂x = (1/√(σ² + ε)) · (g − meanⱼ(g) − x̂ ⊙ meanⱼ(g ⊙ x̂))                                         (L2)
+
+(means over the feature axis of each example): BatchNorm's (B2) with the roles of the axes exchanged.
+"""
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from jaxnets.core import Layer, Meta
+from jaxnets.initializers import ones, zeros
+
+
+def LayerNorm(eps: float = 1e-5, gamma_init=ones, beta_init=zeros, dtype=None) -> Layer:
+    """Per-example normalisation over the last axis; params {"gamma": ones, "beta": zeros} of shape (n,); no
+    state. Input (m, ..., n) -> output of the same shape."""
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not (eps > 0 and math.isfinite(eps)):
+        raise ValueError(f"LayerNorm(eps): a positive finite float (added to the variance), got {eps!r}")
+    name = f"LayerNorm({eps:g})" if eps != 1e-5 else "LayerNorm"
+
+    def init(key, input_shape):
+        if len(input_shape) < 1 or input_shape[-1] < 1:
+            raise ValueError(f"{name}: needs a feature axis of size >= 1 to normalise over, got per-example shape "
+                             f"{tuple(input_shape)}")
+        n = input_shape[-1]
+        g_key, b_key = jax.random.split(key)
+        return tuple(input_shape), {"gamma": gamma_init(g_key, (n,), dtype), "beta": beta_init(b_key, (n,), dtype)}, ()
+
+    def forward(params, state, x, ctx):
+        gamma, beta = params["gamma"], params["beta"]
+        if x.ndim < 2 or x.shape[-1] != gamma.shape[0]:
+            raise ValueError(f"{name}: input has shape {tuple(x.shape)} but this layer normalises {gamma.shape[0]} "
+                             "features on the last axis; init the model with the data's per-example shape")
+        mean = jnp.mean(x, axis=-1, keepdims=True)                                                   # (L1)
+        centred = x - mean
+        inv_std = lax.rsqrt(jnp.mean(centred * centred, axis=-1, keepdims=True) + eps)
+        xhat = centred * inv_std
+        return gamma * xhat + beta, state, (xhat, inv_std)
+
+    def backward(params, cache, dy):                                                                 # (L2)
+        xhat, inv_std = cache
+        axes = tuple(range(dy.ndim - 1))
+        g = dy * params["gamma"]
+        dx = inv_std * (g - jnp.mean(g, axis=-1, keepdims=True) - xhat * jnp.mean(g * xhat, axis=-1, keepdims=True))
+        return {"gamma": jnp.sum(dy * xhat, axis=axes), "beta": jnp.sum(dy, axis=axes)}, dx
+
+    return Layer(init, forward, backward, name, meta=Meta(bias="beta"))

@@ -1,0 +1,95 @@
+"""`summary(model, input_shape)`: every layer with its output shape, parameter count and state size.
+
+    print(jaxnets.summary(models.mlp([784, 30, 10]), (784,)))
+
+    layer                                  output shape      params   state
+    mlp([784, 30, 10])                     (10,)             23,860       0
+      Dense(30)                            (30,)             23,550       0
+      ...
+    total: 23,860 parameters (93.2 KiB as float32), 0 state values
+
+Nested layers (the children of `serial`, `residual`, `branches`, ...) are indented under their parent, whose
+counts include theirs. Nothing is computed: shapes come from `jax.eval_shape` of `init` and of one forward pass.
+"""
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxnets import nodes
+from jaxnets.core import Ctx, Layer
+
+
+class SummaryRow(NamedTuple):
+    depth: int
+    name: str
+    output_shape: tuple
+    params: int
+    state: int
+
+
+class Summary(NamedTuple):
+    """rows: one `SummaryRow` per layer in pre-order (depth 0 is the model); params / state: the totals;
+    param_bytes: the parameters' memory."""
+
+    rows: tuple
+    params: int
+    state: int
+    param_bytes: int
+
+    def __str__(self) -> str:
+        labels = [_clip("  " * r.depth + r.name, NAME_WIDTH) for r in self.rows]
+        width = max([len(label) for label in labels] + [20]) + 2
+        shape_width = max([len(str(r.output_shape)) for r in self.rows] + [12]) + 2
+        lines = [f"{'layer':<{width}}{'output shape':<{shape_width}}{'params':>12}{'state':>10}"]
+        lines.append("-" * len(lines[0]))
+        for label, r in zip(labels, self.rows):
+            lines.append(f"{label:<{width}}{str(r.output_shape):<{shape_width}}{r.params:>12,}{r.state:>10,}")
+        lines.append(f"total: {self.params:,} parameters ({_bytes(self.param_bytes)}), {self.state:,} state values")
+        return "\n".join(lines)
+
+
+NAME_WIDTH = 56
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def _bytes(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+
+
+def _count(tree) -> int:
+    return sum(int(math.prod(a.shape)) for a in jax.tree_util.tree_leaves(tree))
+
+
+def _per_example(shape):
+    if hasattr(shape, "shape"):
+        return tuple(shape.shape[1:])
+    return tuple(_per_example(s) for s in shape)
+
+
+def summary(model: Layer, input_shape, *, dtype=jnp.float32) -> Summary:
+    """The layer table of `model` for per-example inputs of `input_shape` (no batch axis); see the module
+    docstring. Raises the model's own error when it cannot take that shape."""
+    if not isinstance(model, Layer):
+        raise TypeError(f"summary(model): a jaxnets Layer, got {type(model).__name__}")
+    if isinstance(input_shape, int):
+        input_shape = (input_shape,)
+    input_shape = tuple(input_shape)
+    _, params, state = jax.eval_shape(lambda k: model.init(k, input_shape), jax.random.key(0))
+    x = jax.ShapeDtypeStruct((1,) + input_shape, dtype)
+    records = jax.eval_shape(lambda p, s, xb: nodes.record(model, p, s, xb, Ctx(False, None))[1], params, state, x)
+    rows = []
+    for path, layer in nodes.nodes(model):
+        rows.append(SummaryRow(len(path), layer.name, _per_example(records[path].y),
+                               _count(nodes.subtree(params, path)), _count(nodes.subtree(state, path))))
+    nbytes = sum(int(math.prod(a.shape)) * jnp.dtype(a.dtype).itemsize for a in jax.tree_util.tree_leaves(params))
+    return Summary(tuple(rows), _count(params), _count(state), nbytes)
