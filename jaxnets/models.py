@@ -3,6 +3,8 @@
     model = mlp([784, 30, 10], activation="sigmoid")                 # chapter 1–3 networks
     model = cnn(activation="relu")                                    # chapter 6: conv 20×5×5, 2×2 pool, 100, 10
     model = cnn2(activation="relu", dropout=0.5)                      # two conv-pool stages (20 and 40 maps)
+    model = resnet_mlp(784, 30, depth=10, classes=10)                 # 10 hidden layers, 9 with skip connections
+    model = resnet_cnn(classes=10)                                    # a small residual ConvNet
     shape, params, state = jaxnets.init(model, key, (28, 28, 1))
 
 Outputs are logits unless `output` names an output unit ("softmax", "sigmoid"): pair logits with
@@ -13,14 +15,17 @@ from __future__ import annotations
 
 from jaxnets.core import Layer, serial
 from jaxnets.initializers import glorot_uniform
-from jaxnets.layers import (BatchNorm, Conv2D, Dense, Dropout, Flatten, Identity, Relu, Sigmoid, Softmax, Tanh)
+from jaxnets.layers import (BatchNorm, Conv2D, Dense, Dropout, Elu, Flatten, Gelu, GlobalAvgPool, Identity, LeakyRelu,
+                            LogSoftmax, MaxPool, Relu, Sigmoid, Softmax, Softplus, Tanh, residual)
 from jaxnets.layers.pool import POOLS
 
-ACTIVATIONS = {"sigmoid": Sigmoid, "tanh": Tanh, "relu": Relu, "identity": Identity, "linear": Identity}
-OUTPUTS = {"softmax": Softmax, "sigmoid": Sigmoid, "tanh": Tanh, "identity": Identity, "linear": Identity}
+ACTIVATIONS = {"sigmoid": Sigmoid, "tanh": Tanh, "relu": Relu, "identity": Identity, "linear": Identity,
+               "leaky_relu": LeakyRelu(), "elu": Elu(), "gelu": Gelu(), "softplus": Softplus}
+OUTPUTS = {"softmax": Softmax, "log_softmax": LogSoftmax, "sigmoid": Sigmoid, "tanh": Tanh, "identity": Identity,
+           "linear": Identity}
 
 
-def _unit(value, table, what):
+def unit(value, table, what):
     if isinstance(value, Layer):
         return value
     if isinstance(value, str) and value.lower() in table:
@@ -55,13 +60,13 @@ def mlp(sizes, activation="sigmoid", output=None, w_init=glorot_uniform, dropout
             or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in sizes)):
         raise ValueError(f"mlp(sizes): sizes must list at least two positive ints [n_in, ..., n_out], e.g. "
                          f"[784, 30, 10]; got {sizes!r}")
-    act = _unit(activation, ACTIVATIONS, "mlp(activation)")
+    act = unit(activation, ACTIVATIONS, "mlp(activation)")
     layers = []
     for h in sizes[1:-1]:
         layers += [Dense(h, w_init=w_init)] + ([BatchNorm()] if batch_norm else []) + [act] + _dropout(dropout)
     layers.append(Dense(sizes[-1], w_init=w_init))
     if output is not None:
-        layers.append(_unit(output, OUTPUTS, "mlp(output)"))
+        layers.append(unit(output, OUTPUTS, "mlp(output)"))
     return _check_input(serial(*layers, name=f"mlp({list(sizes)})"), (sizes[0],))
 
 
@@ -79,7 +84,7 @@ def cnn(features=20, kernel=5, pool=2, hidden=100, classes=10, activation="sigmo
     if not stages or not all(isinstance(f, int) and f > 0 for f in stages):
         raise ValueError(f"cnn(features): give a positive int or a sequence of them (feature maps per stage), got "
                          f"{features!r}")
-    act = _unit(activation, ACTIVATIONS, "cnn(activation)")
+    act = unit(activation, ACTIVATIONS, "cnn(activation)")
     pool_layer = POOLS.get(pooling)
     if pool_layer is None:
         raise ValueError(f"cnn(pooling): choose one of {sorted(POOLS)}, got {pooling!r}")
@@ -92,7 +97,7 @@ def cnn(features=20, kernel=5, pool=2, hidden=100, classes=10, activation="sigmo
         layers += [Dense(hidden, w_init=w_init), act] + _dropout(dropout)
     layers.append(Dense(classes, w_init=w_init))
     if output is not None:
-        layers.append(_unit(output, OUTPUTS, "cnn(output)"))
+        layers.append(unit(output, OUTPUTS, "cnn(output)"))
     label = "cnn(" + "-".join(f"{f}x{kernel}" for f in stages) + f", {pooling}{pool}, {hidden}, {classes})"
     return serial(*layers, name=label)
 
@@ -105,4 +110,61 @@ def cnn2(features=(20, 40), kernel=5, pool=2, hidden=100, classes=10, activation
                batch_norm)
 
 
-__all__ = ["mlp", "cnn", "cnn2", "ACTIVATIONS", "OUTPUTS"]
+def _positive(name, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+def resnet_mlp(n_in: int, width: int, depth: int, classes: int, activation="relu", *, batch_norm: bool = False,
+               output=None, w_init=glorot_uniform) -> Layer:
+    """A deep fully connected network with skip connections: `depth` hidden layers of `width` units.
+
+    Dense(width) → σ, then depth − 1 residual blocks h ← h + σ([BatchNorm](Dense(width)(h))), then Dense(classes)
+    [→ output unit]. With the identity shortcut, ∂C/∂h of every block carries the cotangent of the block above
+    unchanged plus the block's own term, so early layers keep learning where `mlp` with the same layers stalls
+    (the vanishing-gradient problem; experiments/e11_skip_connections.py). Input (m, n_in) -> (m, classes).
+    """
+    for name, v in (("resnet_mlp(n_in)", n_in), ("resnet_mlp(width)", width), ("resnet_mlp(depth)", depth),
+                    ("resnet_mlp(classes)", classes)):
+        _positive(name, v)
+    act = unit(activation, ACTIVATIONS, "resnet_mlp(activation)")
+    blocks = [residual(Dense(width, w_init=w_init, use_bias=not batch_norm), *([BatchNorm()] if batch_norm else []),
+                       act) for _ in range(depth - 1)]
+    layers = [Dense(width, w_init=w_init), act, *blocks, Dense(classes, w_init=w_init)]
+    if output is not None:
+        layers.append(unit(output, OUTPUTS, "resnet_mlp(output)"))
+    return _check_input(serial(*layers, name=f"resnet_mlp({n_in}, {width}x{depth}, {classes})"), (n_in,))
+
+
+def resnet_cnn(classes: int = 10, features=(16, 32), blocks: int = 1, activation="relu", *, output=None,
+               w_init=glorot_uniform) -> Layer:
+    """A small residual ConvNet for NHWC images: a 3×3 stem Conv2D(features[0]) → BatchNorm → σ, then per stage s
+    `blocks` residual blocks [Conv2D 3×3 → BatchNorm → σ → Conv2D 3×3 → BatchNorm] + shortcut (a bias-free 1×1
+    Conv2D where the number of maps changes, else the identity), each followed by σ, a 2×2 max-pool between
+    stages, then GlobalAvgPool → Dense(classes). SAME padding throughout: any H, W divisible by 2^(stages − 1).
+    """
+    _positive("resnet_cnn(classes)", classes)
+    _positive("resnet_cnn(blocks)", blocks)
+    stages = (features,) if isinstance(features, int) else tuple(features)
+    if not stages or not all(isinstance(f, int) and not isinstance(f, bool) and f > 0 for f in stages):
+        raise ValueError(f"resnet_cnn(features): positive ints, one per stage, got {features!r}")
+    act = unit(activation, ACTIVATIONS, "resnet_cnn(activation)")
+
+    def conv(f, k):
+        return Conv2D(f, k, padding="SAME", w_init=w_init, use_bias=False)
+
+    layers, maps = [conv(stages[0], 3), BatchNorm(), act], stages[0]
+    for s, f in enumerate(stages):
+        if s > 0:
+            layers.append(MaxPool(2))
+        for _ in range(blocks):
+            shortcut = None if f == maps else conv(f, 1)
+            layers += [residual(conv(f, 3), BatchNorm(), act, conv(f, 3), BatchNorm(), shortcut=shortcut), act]
+            maps = f
+    layers += [GlobalAvgPool, Dense(classes, w_init=w_init)]
+    if output is not None:
+        layers.append(unit(output, OUTPUTS, "resnet_cnn(output)"))
+    return serial(*layers, name=f"resnet_cnn({'-'.join(map(str, stages))}, blocks={blocks}, {classes})")
+
+
+__all__ = ["mlp", "cnn", "cnn2", "resnet_mlp", "resnet_cnn", "unit", "ACTIVATIONS", "OUTPUTS"]

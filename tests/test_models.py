@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import jaxnets
+import jaxnets as jn
 from _layer_grad_helpers import init_model, rel_err, three_way, vjp_both
 from jaxnets import losses, models
 from jaxnets.core import Ctx
@@ -112,3 +113,25 @@ def test_cnn_learns_the_digits_with_manual_gradients():
     elapsed = time.perf_counter() - start
     print(f"DIGITS-CNN test accuracy {metrics['accuracy']:.4f} in {elapsed:.1f} s")
     assert metrics["accuracy"] >= 0.97
+
+
+def test_residual_models_shapes_counts_and_gradients(x64):
+    from jaxnets import gradcheck, losses
+
+    model = jn.models.resnet_mlp(12, 8, depth=10, classes=3, activation="sigmoid")
+    s = jn.summary(model, (12,))
+    assert sum(1 for r in s.rows if r.name.startswith("residual(")) == 9   # 10 hidden layers, 9 skips
+    assert s.params == (12 * 8 + 8) + 9 * (8 * 8 + 8) + (8 * 3 + 3)
+    _, params, state = model.init(jax.random.key(0), (12,))
+    x = jax.random.normal(jax.random.key(1), (5, 12))
+    gradcheck.check_model(model, losses.softmax_cross_entropy, params, state, x, jnp.arange(5) % 3).assert_close()
+    with pytest.raises(ValueError, match=r"built for per-example inputs of shape \(12,\)"):
+        model.init(jax.random.key(0), (13,))
+    bn = jn.models.resnet_mlp(12, 8, depth=3, classes=3, batch_norm=True)
+    assert "use_bias=False" in str(jn.summary(bn, (12,)))
+    cnn = jn.models.resnet_cnn(classes=4, features=(4, 6))
+    out, params, state = cnn.init(jax.random.key(0), (8, 8, 1))
+    assert out == (4,)
+    xi = jax.random.normal(jax.random.key(2), (3, 8, 8, 1))
+    gradcheck.check_model(cnn, losses.softmax_cross_entropy, params, state, xi, jnp.arange(3),
+                          jn.Ctx(True)).assert_close()

@@ -22,7 +22,7 @@ from jaxnets import losses
 from jaxnets.core import Layer, serial
 from jaxnets.initializers import glorot_uniform
 from jaxnets.layers import Dense
-from jaxnets.models import ACTIVATIONS, OUTPUTS, _unit, mlp
+from jaxnets.models import ACTIVATIONS, OUTPUTS, mlp, unit
 from jaxnets.training import validate as check
 from jaxnets.training.evaluation import evaluate, predict
 from jaxnets.training.fit import FitResult, fit
@@ -39,10 +39,10 @@ def Autoencoder(n_in: int, n_hidden: int, activation="sigmoid", output_activatio
     for name, n in (("n_in", n_in), ("n_hidden", n_hidden)):
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"Autoencoder({name}): a positive int is needed, got {n!r}")
-    encoder = serial(Dense(n_hidden, w_init=w_init), _unit(activation, ACTIVATIONS, "Autoencoder(activation)"),
+    encoder = serial(Dense(n_hidden, w_init=w_init), unit(activation, ACTIVATIONS, "Autoencoder(activation)"),
                      name=f"encoder({n_in}->{n_hidden})")
     decoder = serial(Dense(n_in, w_init=w_init),
-                     _unit(output_activation, OUTPUTS, "Autoencoder(output_activation)"),
+                     unit(output_activation, OUTPUTS, "Autoencoder(output_activation)"),
                      name=f"decoder({n_hidden}->{n_in})")
     return serial(encoder, decoder, name=f"Autoencoder({n_in}, {n_hidden})")
 
