@@ -38,7 +38,7 @@ import jax  # noqa: E402
 
 import jaxnets as jn  # noqa: E402
 from jaxnets import losses, optim  # noqa: E402
-from jaxnets.experiment import fit_ensemble, grid_search  # noqa: E402
+from jaxnets import fit_ensemble, grid_search  # noqa: E402
 
 N_IN, N_CLASSES = 784, 10
 
@@ -141,8 +141,8 @@ def sweep_table(out=print):
     out(f"## sweep table: digits, {n} train / {len(xv)} validation, 4 x 4 (eta, lambda) grid")
     out(str(res))
     best_p, best_s = res.best_params, res.best_state
-    test = jn.evaluate(jn.models.mlp([64, 30, 10]), best_p, best_s, (ds.x_test, ds.y_test),
-                       losses.softmax_cross_entropy)
+    test = jn.evaluate(jn.models.mlp([64, 30, 10]), losses.softmax_cross_entropy, best_p, best_s,
+                       (ds.x_test, ds.y_test))
     out(f"best configuration on the 360 test images: accuracy {test['accuracy']:.4f}")
     return res
 

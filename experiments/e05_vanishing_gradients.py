@@ -6,7 +6,7 @@ layers learn far more slowly (the book: 0.003, 0.017, 0.070, 0.285 for the four 
 initialisation, on MNIST). Compared here: sigmoid vs ReLU vs sigmoid with batch normalisation (same init, same
 optimizer), and for the sigmoid network three initialisations: N(0, 1) (the book's first, "large" one),
 N(0, 1/n_in) (Nielsen / LeCun) and Glorot uniform. Norms are measured with
-`jaxnets.experiment.learning_speed` (per-epoch means over the mini-batch gradients, inside the compiled epoch);
+`jaxnets.diagnostics.learning_speed` (per-epoch means over the mini-batch gradients, inside the compiled epoch);
 the initial row is recomputed over the 1,000 images in training mode (batch statistics for batch norm).
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 
 import jaxnets
 from jaxnets import gradients, initializers, losses, models, optim
-from jaxnets.experiment import learning_speed
+from jaxnets.diagnostics import learning_speed
 
 from experiments import common
 
@@ -49,7 +49,7 @@ def measure(run, model, train, test, epochs, key):
     x, y = jnp.asarray(train[0][:1000]), jnp.asarray(train[1][:1000])
     _, p0, s0 = jax.jit(lambda k: model.init(k, tuple(train[0].shape[1:])))(key)
     init = hidden_speed(model, loss, p0, s0, x, y, key)
-    acc = jaxnets.evaluate(model, speed.params, speed.state, test, loss)["accuracy"]
+    acc = jaxnets.evaluate(model, loss, speed.params, speed.state, test)["accuracy"]
     delta, weight = np.asarray(speed.delta)[:, :-1], np.asarray(speed.weight)[:, :-1]  # hidden layers only
     return {"layers": speed.layers[:-1], "bias_grad_norm": delta, "weight_grad_norm": weight,
             "train_loss": speed.train_loss, "test_accuracy": acc, "init_hidden_speed": init,

@@ -1,7 +1,7 @@
 """Experiment 7 — ensembles (Nielsen ch. 6): members vs plurality vote vs mean-probability vote.
 
 K networks [784, 100, 10] (ReLU, softmax cross-entropy, SGD with momentum) differ only by their PRNG key
-(initial weights, data order); `jaxnets.experiment.fit_ensemble` trains all K as one vmapped program. The
+(initial weights, data order); `jaxnets.fit_ensemble` trains all K as one vmapped program. The
 ensemble's test accuracy by plurality vote (the book's `conv.ensemble`) and by the mean of the members'
 softmax probabilities is compared with the members' own, and plotted against the ensemble size.
 Accuracies are after the last epoch (no selection).
@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxnets import losses, models, optim
-from jaxnets.experiment import combine, ensemble_accuracy, fit_ensemble, member_outputs
+from jaxnets.ensembles import combine, ensemble_accuracy, fit_ensemble, member_outputs
 
 from experiments import common
 

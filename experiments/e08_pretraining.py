@@ -1,6 +1,6 @@
 """Experiment 8 — greedy layer-wise autoencoder pretraining vs random initialisation with few labels.
 
-A sigmoid network [784, 256, 64, 10]. Pretraining (`jaxnets.experiment.pretrain_layerwise`, no labels): each
+A sigmoid network [784, 256, 64, 10]. Pretraining (`jaxnets.pretrain_layerwise`, no labels): each
 hidden layer is the encoder of an autoencoder (sigmoid decoder, quadratic reconstruction cost) trained on the
 codes of the layer below, over 20,000 unlabelled images, 10 epochs per layer, with Adam (1e-3) — and, for
 comparison, with the library's default optimizer SGD(0.5, momentum 0.9), which on 784-pixel inputs drives the
@@ -16,7 +16,7 @@ import jax
 import numpy as np
 
 from jaxnets import losses, optim
-from jaxnets.experiment import pretrain_layerwise
+from jaxnets.pretraining import pretrain_layerwise
 
 from experiments import common
 

@@ -3,7 +3,7 @@
 The network [784, 30, 10] (sigmoid, cross-entropy on sigmoid outputs, SGD, mini-batches of 10, L2 penalty
 λ/(2n)·Σw²) — network2's — on 10,000 training images with a 10,000-image validation set. Both searches train
 16 configurations for the same number of epochs as one compiled vmapped program each
-(`jaxnets.experiment.grid_search` / `random_search`): a 4×4 grid η ∈ {0.01, 0.1, 1, 10} × λ ∈ {0.01, 0.1, 1,
+(`jaxnets.grid_search` / `random_search`): a 4×4 grid η ∈ {0.01, 0.1, 1, 10} × λ ∈ {0.01, 0.1, 1,
 10} vs 16 log-uniform draws from the same box. Selection by validation accuracy; the selected network's test
 accuracy is reported (its params at its best epoch). Then early stopping (`EarlyStopping(patience=5,
 monitor="val_accuracy")`) trains the winner for up to 100 epochs and stops when validation accuracy has not
@@ -16,7 +16,7 @@ import numpy as np
 
 import jaxnets
 from jaxnets import losses, models, optim
-from jaxnets.experiment import grid_search, loguniform, random_search
+from jaxnets.sweeps import grid_search, loguniform, random_search
 
 from experiments import common
 
@@ -44,7 +44,7 @@ def main(argv=None):
                          n_trials=len(grid), seed=run.seed, **common_args)
     searches = {}
     for name, res in (("grid", grid), ("random", rand)):
-        test_acc = jaxnets.evaluate(model, res.best_params, res.best_state, test, loss)["accuracy"]
+        test_acc = jaxnets.evaluate(model, loss, res.best_params, res.best_state, test)["accuracy"]
         searches[name] = {"configs": res.configs, "val_accuracy": [r["val_accuracy"] for r in res.rows],
                           "best_config": res.best_config, "best_val_accuracy": res.best_row["val_accuracy"],
                           "best_epoch": res.best_row["best_epoch"], "test_accuracy_of_best": test_acc,
@@ -58,7 +58,7 @@ def main(argv=None):
     result, curves = common.fit_tracked(model, loss, optim.sgd(best["learning_rate"]), train, epochs=max_epochs,
                                         batch_size=10, key=key, val=val, test=test,
                                         penalty=losses.l2(best["lmbda"], n), early_stopping=stop)
-    restored = jaxnets.evaluate(model, result.params, result.state, test, loss)["accuracy"]
+    restored = jaxnets.evaluate(model, loss, result.params, result.state, test)["accuracy"]
     early = {"config": best, "stopped_at_epoch": result.epochs_run, "best_epoch": result.best_epoch,
              "stop_reason": result.stop_reason, "test_accuracy_restored": restored,
              "peak_test": max(curves["test_accuracy"]), "curves": curves}

@@ -27,7 +27,7 @@ def fit_tracked(model, loss, optimizer, train, *, epochs, batch_size, key, val=N
     def record(epoch, row, ts):
         for k, d in extra.items():
             if d is not None:
-                m = jaxnets.evaluate(model, ts.params, ts.state, d, loss)
+                m = jaxnets.evaluate(model, loss, ts.params, ts.state, d)
                 curves[f"{k}_loss"].append(m["loss"])
                 curves[f"{k}_accuracy"].append(m["accuracy"])
 

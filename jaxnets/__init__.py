@@ -17,9 +17,11 @@ from jaxnets import models
 from jaxnets.summary import summary
 from jaxnets import training
 from jaxnets import parallel
-from jaxnets.training import (EarlyStopping, FitResult, History, TrainingDivergedError, evaluate, fit,
-                              plot_history, predict)
-from jaxnets import experiment
-from jaxnets.experiment import fit_ensemble, grid_search, pretrain_layerwise, random_search, vote
+from jaxnets.training import (CSVLogger, EarlyStopping, FitResult, History, JSONLinesLogger, TensorBoardLogger,
+                              TrainingDivergedError, evaluate, fit, plot_history, predict)
+from jaxnets import diagnostics, ensembles, pretraining, sweeps
+from jaxnets.ensembles import EnsembleResult, fit_ensemble, vote
+from jaxnets.pretraining import pretrain_layerwise
+from jaxnets.sweeps import grid_search, random_search
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

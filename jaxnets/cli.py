@@ -232,7 +232,7 @@ def cmd_train(args) -> int:
     if args.plot_out:
         path = plot_history(h, args.plot_out, title=f"{args.dataset}: {model.name}", best_epoch=result.best_epoch)
         print(f"learning curves written to {path}")
-    test = evaluate(model, result.params, result.state, (ds.x_test, ds.y_test), loss)
+    test = evaluate(model, loss, result.params, result.state, (ds.x_test, ds.y_test))
     if test["accuracy"] is not None:
         correct = int(round(test["accuracy"] * ds.x_test.shape[0]))
         print(f"test accuracy: {test['accuracy']:.4f} ({correct}/{ds.x_test.shape[0]}), test loss {test['loss']:.4f}")

@@ -6,6 +6,11 @@
 
 `loss_value` includes the penalty; `grads` has the structure of `params`. Both are pure and work under
 `jit` and `vmap`.
+
+Mixed precision (`policy=Policy(jnp.bfloat16)`, see `jaxnets.training.config.Policy`): params and inputs are
+cast to the compute dtype for the forward and backward passes, the outputs to float32 for the loss and its
+output gradient, and the gradients back to each param's own dtype; the penalty acts on the master params. The
+hand-written backward passes then run in the compute dtype, exactly as `jax.grad` of the cast forward does.
 """
 from __future__ import annotations
 
@@ -21,40 +26,71 @@ def penalised(loss_value, params, penalty):
     return loss_value if penalty is None else loss_value + penalty.value(params)
 
 
-def backprop(model: Layer, loss, penalty, params, state, x, y, ctx):
+def cast_floats(tree, dtype):
+    """`tree` with its floating leaves cast to `dtype` (integer leaves, keys and None unchanged)."""
+    return jax.tree_util.tree_map(
+        lambda a: a.astype(dtype) if hasattr(a, "dtype") and jnp.issubdtype(a.dtype, jnp.floating) else a, tree)
+
+
+def _loss_dtype(dtype):
+    return jnp.promote_types(dtype, jnp.float32)
+
+
+def backprop(model: Layer, loss, penalty, params, state, x, y, ctx, policy=None):
     """One hand-written forward and backward pass: (cost, new_state, outputs, dparams, dx).
 
     δᴸ = loss.grad(outputs, y) (∇ₐC, the 1/m included) enters the model's backward, which returns ∂C/∂params
-    (plus the penalty's gradient) and ∂C/∂x."""
-    outputs, new_state, cache = model.forward(params, state, x, ctx)
-    value = penalised(loss.value(outputs, y), params, penalty)
-    grads, dx = model.backward(params, cache, loss.grad(outputs, y))
+    (plus the penalty's gradient) and ∂C/∂x. With a `policy`, outputs are returned in the loss's float32."""
+    if policy is None:
+        outputs, new_state, cache = model.forward(params, state, x, ctx)
+        value = penalised(loss.value(outputs, y), params, penalty)
+        grads, dx = model.backward(params, cache, loss.grad(outputs, y))
+    else:
+        compute = policy.compute_dtype
+        low = cast_floats(params, compute)
+        outputs, new_state, cache = model.forward(low, state, cast_floats(x, compute), ctx)
+        outputs = outputs.astype(_loss_dtype(outputs.dtype))
+        value = penalised(loss.value(outputs, y), params, penalty)
+        dy = (loss.grad(outputs, y) * policy.loss_scale).astype(compute)
+        grads, dx = model.backward(low, cache, dy)
+        grads = jax.tree_util.tree_map(lambda g, p: g.astype(p.dtype) / policy.loss_scale, grads, params)
+        dx = dx if dx is None else cast_floats(dx, x.dtype)
     if penalty is not None:
         grads = jax.tree_util.tree_map(jnp.add, grads, penalty.grad(params))
     return value, new_state, outputs, grads, dx
 
 
-def manual(model: Layer, loss, penalty=None):
+def manual(model: Layer, loss, penalty=None, *, policy=None):
     """Backprop by hand: δᴸ = loss.grad(a, y) (∇ₐC, the 1/m included), then the layers' backward in reverse."""
 
     def grad_fn(params, state, x, y, ctx=Ctx(train=True)):
-        value, new_state, _, grads, _ = backprop(model, loss, penalty, params, state, x, y, ctx)
+        value, new_state, _, grads, _ = backprop(model, loss, penalty, params, state, x, y, ctx, policy)
         return (value, new_state), grads
 
     return grad_fn
 
 
-def autodiff(model: Layer, loss, penalty=None):
+def autodiff(model: Layer, loss, penalty=None, *, policy=None):
     """`jax.value_and_grad` of the same forward pass and cost: the cross-check for `manual`."""
+    scale = 1.0 if policy is None else policy.loss_scale
 
     def objective(params, state, x, y, ctx):
-        outputs, new_state, _ = model.forward(params, state, x, ctx)
-        return penalised(loss.value(outputs, y), params, penalty), new_state
+        if policy is None:
+            outputs, new_state, _ = model.forward(params, state, x, ctx)
+        else:
+            outputs, new_state, _ = model.forward(cast_floats(params, policy.compute_dtype), state,
+                                                  cast_floats(x, policy.compute_dtype), ctx)
+            outputs = outputs.astype(_loss_dtype(outputs.dtype))
+        value = penalised(loss.value(outputs, y), params, penalty)
+        return value * scale, (value, new_state)
 
     value_and_grad = jax.value_and_grad(objective, has_aux=True)
 
     def grad_fn(params, state, x, y, ctx=Ctx(train=True)):
-        return value_and_grad(params, state, x, y, ctx)
+        (_, (value, new_state)), grads = value_and_grad(params, state, x, y, ctx)
+        if scale != 1.0:
+            grads = jax.tree_util.tree_map(lambda g: g / scale, grads)
+        return (value, new_state), grads
 
     return grad_fn
 

@@ -7,7 +7,7 @@ import pytest
 
 import jaxnets as jn
 from jaxnets import losses, optim
-from jaxnets.experiment import combine, ensemble_accuracy, fit_ensemble, member_outputs, vote
+from jaxnets.ensembles import combine, ensemble_accuracy, fit_ensemble, member_outputs, vote
 from jaxnets.training import EarlyStopping
 
 DS = jn.data.load("digits")
@@ -39,8 +39,10 @@ def test_members_are_stacked(ens):
 def test_member_equals_fit_alone(ens):
     alone = jn.fit(MODEL, LOSS, OPT, (X, Y), epochs=EPOCHS, batch_size=32, key=KEYS[1], val_data=(XV, YV),
                    progress=False)
-    params, state = ens.member(1)
-    chex.assert_trees_all_close(params, alone.params, rtol=0, atol=1e-6)
+    member = ens.member(1)
+    assert isinstance(member, jn.FitResult) and member.stop_reason == alone.stop_reason == "completed"
+    chex.assert_trees_all_close(member.params, alone.params, rtol=0, atol=1e-6)
+    assert member.history == ens.histories[1] and member.best_epoch == ens.best_epochs[1]
     for a, b in zip(alone.history, ens.histories[1]):
         for col in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
             np.testing.assert_allclose(b[col], a[col], rtol=1e-6, atol=1e-7)
@@ -48,7 +50,8 @@ def test_member_equals_fit_alone(ens):
 
 
 def test_votes_match_a_numpy_vote(ens):
-    outs = np.stack([np.asarray(jn.predict(MODEL, *ens.member(k), XV)) for k in range(3)])  # (K, N, 10) logits
+    outs = np.stack([np.asarray(jn.predict(MODEL, ens.member(k).params, ens.member(k).state, XV))
+                     for k in range(3)])  # (K, N, 10) logits
     labels = outs.argmax(-1)
     counts = np.stack([(labels == c).sum(0) for c in range(10)], -1)
     want_plurality = counts.argmax(-1)  # numpy's argmax: ties to the lowest class
@@ -93,7 +96,7 @@ def test_early_stopping_per_member_freezes_it():
     assert list(res.epochs_run) == [2, 2, 2] and res.stopped_early.all()
     assert res.best_epochs == [1, 1, 1]
     one = jn.fit(MODEL, LOSS, OPT, (X, Y), epochs=1, batch_size=32, key=KEYS[1], val_data=(XV, YV), progress=False)
-    chex.assert_trees_all_close(res.member(1)[0], one.params, rtol=0, atol=1e-6)
+    chex.assert_trees_all_close(res.member(1).params, one.params, rtol=0, atol=1e-6)
     assert np.asarray(res.train_state.step).tolist() == [20, 20, 20]  # two epochs of 10 steps, then frozen
 
 

@@ -49,12 +49,12 @@ def test_layers_in_a_serial_get_different_masks_and_keys_are_reproducible():
     model = serial(Dropout(0.5), Dropout(0.5))
     x = jnp.ones((8, 64))
     ctx = Ctx(True, jax.random.PRNGKey(3))
-    _, _, (mask_a, mask_b) = model.forward(((), ()), ((), ()), x, ctx)
+    _, _, ((mask_a, _), (mask_b, _)) = model.forward(((), ()), ((), ()), x, ctx)   # each cache: (mask, 1/keep)
     assert mask_a.shape == mask_b.shape == x.shape
     assert not np.array_equal(mask_a, mask_b)
-    _, _, (again_a, _) = model.forward(((), ()), ((), ()), x, ctx)
+    _, _, ((again_a, _), _) = model.forward(((), ()), ((), ()), x, ctx)
     np.testing.assert_array_equal(mask_a, again_a)
-    _, _, (other_a, _) = model.forward(((), ()), ((), ()), x, Ctx(True, jax.random.PRNGKey(4)))
+    _, _, ((other_a, _), _) = model.forward(((), ()), ((), ()), x, Ctx(True, jax.random.PRNGKey(4)))
     assert not np.array_equal(mask_a, other_a)
 
 

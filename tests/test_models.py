@@ -109,7 +109,7 @@ def test_cnn_learns_the_digits_with_manual_gradients():
     result = jaxnets.fit(model, losses.softmax_cross_entropy, sgd(0.05, momentum=0.9),
                          (ds.x_train, ds.y_train), epochs=15, batch_size=32, key=jax.random.PRNGKey(0),
                          gradients="manual", progress=False)
-    metrics = jaxnets.evaluate(model, result.params, result.state, (ds.x_test, ds.y_test), losses.softmax_cross_entropy)
+    metrics = jaxnets.evaluate(model, losses.softmax_cross_entropy, result.params, result.state, (ds.x_test, ds.y_test))
     elapsed = time.perf_counter() - start
     print(f"DIGITS-CNN test accuracy {metrics['accuracy']:.4f} in {elapsed:.1f} s")
     assert metrics["accuracy"] >= 0.97

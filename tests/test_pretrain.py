@@ -7,7 +7,7 @@ import pytest
 
 import jaxnets as jn
 from jaxnets import losses, optim
-from jaxnets.experiment import Autoencoder, encoder, pretrain_layerwise
+from jaxnets.pretraining import Autoencoder, encoder, pretrain_layerwise
 
 DS = jn.data.load("digits")
 X, Y = DS.x_train[:1280], DS.y_train[:1280]  # 40 batches of 32
@@ -39,7 +39,7 @@ def test_second_autoencoder_trains_on_frozen_first_layer_codes(pre):
 
 def test_fine_tuned_network_is_the_stacked_encoders(pre):
     assert pre.fine_tune is not None and len(pre.fine_tune.history) == 4
-    acc = jn.evaluate(pre.model, pre.params, pre.state, (DS.x_test, DS.y_test), losses.softmax_cross_entropy)
+    acc = jn.evaluate(pre.model, losses.softmax_cross_entropy, pre.params, pre.state, (DS.x_test, DS.y_test))
     assert acc["accuracy"] > 0.5  # chance is 0.1
     # same structure as mlp([64, 24, 12, 10]): Dense, Sigmoid, Dense, Sigmoid, Dense
     shapes = [p["w"].shape for p in pre.params if p]

@@ -14,7 +14,7 @@ import pytest
 import jaxnets as jn
 from jaxnets import losses, optim
 from jaxnets.core import Ctx, serial
-from jaxnets.experiment import TracedDropout, grid_search, loguniform, random_search
+from jaxnets.sweeps import grid_search, loguniform, random_search
 from jaxnets.layers import Dense, Dropout
 from jaxnets.training import EarlyStopping
 
@@ -140,16 +140,16 @@ def test_table_and_csv(grid, tmp_path):
     assert lines[0].split(",")[:3] == ["momentum", "lr", "best_epoch"] and len(lines) == 1 + len(grid)
 
 
-def test_traced_dropout_matches_dropout_and_takes_a_traced_rate():
+def test_dropout_takes_a_traced_rate_and_matches_the_python_rate():
     x = jnp.asarray(np.random.default_rng(0).random((4, 6), dtype=np.float32))
     key, dy = jax.random.key(5), jnp.ones((4, 6))
 
     @jax.jit
-    def both(rate):  # one compiled program: jaxnets.layers.Dropout(0.3) and TracedDropout(traced rate)
+    def both(rate):  # one compiled program: Dropout(0.3) and Dropout(traced rate)
         want, _, mask = Dropout(0.3).forward((), (), x, Ctx(True, key))
-        got, _, cache = TracedDropout(rate).forward((), (), x, Ctx(True, key))
-        per_rate = jax.vmap(lambda r: TracedDropout(r).forward((), (), x, Ctx(True, key))[0])(jnp.array([0.0, 0.5]))
-        return (want, got, Dropout(0.3).backward((), mask, dy)[1], TracedDropout(rate).backward((), cache, dy)[1],
+        got, _, cache = Dropout(rate).forward((), (), x, Ctx(True, key))
+        per_rate = jax.vmap(lambda r: Dropout(r).forward((), (), x, Ctx(True, key))[0])(jnp.array([0.0, 0.5]))
+        return (want, got, Dropout(0.3).backward((), mask, dy)[1], Dropout(rate).backward((), cache, dy)[1],
                 per_rate)
 
     want, got, dwant, dgot, per_rate = both(jnp.float32(0.3))
@@ -157,9 +157,11 @@ def test_traced_dropout_matches_dropout_and_takes_a_traced_rate():
     np.testing.assert_allclose(np.asarray(dgot), np.asarray(dwant), rtol=1e-6)
     np.testing.assert_array_equal(np.asarray(per_rate[0]), np.asarray(x))  # rate 0 keeps everything
     assert not np.array_equal(np.asarray(per_rate[1]), np.asarray(x))
-    assert TracedDropout(0.5).forward((), (), x, Ctx(False, None))[0] is x  # evaluation: identity
+    assert Dropout(jnp.float32(0.5)).forward((), (), x, Ctx(False, None))[0] is x  # evaluation: identity
     with pytest.raises(ValueError, match="rate"):
-        TracedDropout(1.0)
+        Dropout(1.0)
+    with pytest.raises(ValueError, match="scalar rate"):
+        Dropout(jnp.array([0.1, 0.2]))
 
 
 def test_numeric_axis_that_must_be_static_gets_a_clear_error():

@@ -10,7 +10,7 @@ import optax
 import pytest
 
 from jaxnets import checkpoint, losses
-from jaxnets.training import EarlyStopping, fit
+from jaxnets.training import CheckpointDirError, CheckpointWriteError, EarlyStopping, fit
 from test_training_common import blobs, leaves_equal, tiny_model, tiny_params, tiny_state
 
 MODEL = tiny_model()
@@ -23,7 +23,7 @@ KEY = jax.random.key(3)
 def run(**kw):
     args = dict(batch_size=8, key=KEY, params=tiny_params(), state=tiny_state(), val_data=VAL, progress=False)
     args.update(kw)
-    return fit(MODEL, LOSS, args.pop("optimizer", TX), TRAIN, **args)
+    return fit(MODEL, LOSS, args.pop("optimizer", TX), args.pop("train_data", TRAIN), **args)
 
 
 def test_resume_continues_history_and_matches_uninterrupted_run(tmp_path):
@@ -55,12 +55,86 @@ def test_checkpoint_every_and_early_stopping_state_survive_resume(tmp_path):
     assert leaves_equal(resumed.params, straight.params)  # the restored best params came back from the file
 
 
-def test_resume_refuses_a_different_key_or_optimizer(tmp_path):
+def test_resume_refuses_a_different_key_optimizer_or_learning_rate(tmp_path):
     run(epochs=1, checkpoint_dir=tmp_path)
-    with pytest.raises(ValueError, match="different key"):
+    with pytest.raises(CheckpointDirError, match=r"different run \(different key"):
         run(epochs=2, checkpoint_dir=tmp_path, resume=True, key=jax.random.key(99))
-    with pytest.raises(checkpoint.CheckpointError, match="different model or optimizer"):
+    with pytest.raises(CheckpointDirError, match=r"optimizer \(its state\)"):
         run(epochs=2, checkpoint_dir=tmp_path, resume=True, optimizer=optax.adam(0.1))
+    # the same optimizer with another learning rate: the state layout is the same, the probe updates are not
+    with pytest.raises(CheckpointDirError, match=r"different optimizer hyper-parameters \(learning rate"):
+        run(epochs=2, checkpoint_dir=tmp_path, resume=True, optimizer=optax.sgd(0.03, momentum=0.9))
+    with pytest.raises(CheckpointDirError, match="different training data"):
+        run(epochs=2, checkpoint_dir=tmp_path, resume=True, train_data=(TRAIN[0] + 1, TRAIN[1]))
+    with pytest.raises(CheckpointDirError, match="batch settings"):
+        run(epochs=2, checkpoint_dir=tmp_path, resume=True, batch_size=4)
+    assert [e for e, _ in checkpoint.list_checkpoints(tmp_path)] == [1]  # nothing was touched
+
+
+def test_a_reused_directory_is_refused_unless_resumed_or_overwritten(tmp_path):
+    # run A trains 5 epochs into D; run B (another learning rate, no resume) must not mix with it
+    a = run(epochs=5, checkpoint_dir=tmp_path)
+    with pytest.raises(CheckpointDirError, match=r"already holds checkpoints of a run \(epochs \[4, 5\]\); pass "
+                                                 r"resume=True.*overwrite=True"):
+        run(epochs=3, checkpoint_dir=tmp_path, optimizer=optax.sgd(0.1))
+    assert [e for e, _ in checkpoint.list_checkpoints(tmp_path)] == [4, 5]
+    b = run(epochs=3, checkpoint_dir=tmp_path, optimizer=optax.sgd(0.1), overwrite=True)
+    assert [e for e, _ in checkpoint.list_checkpoints(tmp_path)] == [2, 3]   # B's own newest two
+    again = run(epochs=3, checkpoint_dir=tmp_path, optimizer=optax.sgd(0.1), resume=True)
+    assert again.resumed_from == 3 and leaves_equal(again.params, b.params)
+    assert not leaves_equal(again.params, a.params)
+    with pytest.raises(ValueError, match="contradict"):
+        run(epochs=3, checkpoint_dir=tmp_path, resume=True, overwrite=True)
+    with pytest.raises(ValueError, match="overwrite=True needs checkpoint_dir"):
+        run(epochs=1, overwrite=True)
+
+
+def test_two_fits_on_one_directory_do_not_interleave(tmp_path):
+    from jaxnets.training.resume import CheckpointDir
+
+    holder = CheckpointDir(tmp_path, resume=False, overwrite=False)   # another run holds the directory
+    try:
+        with pytest.raises(CheckpointDirError, match=rf"in use by another training run \(pid {os.getpid()}\)"):
+            run(epochs=1, checkpoint_dir=tmp_path)
+    finally:
+        holder.close()
+    run(epochs=1, checkpoint_dir=tmp_path)   # free again
+
+
+def test_unusable_directories_are_refused_before_training(tmp_path):
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    with pytest.raises(CheckpointDirError, match="exists and is not a directory"):
+        run(epochs=1, checkpoint_dir=a_file)
+    with pytest.raises(CheckpointDirError, match="cannot be created"):
+        run(epochs=1, checkpoint_dir=a_file / "sub")
+    if os.path.isdir("/proc/self"):  # read-only for everyone, root included
+        with pytest.raises(CheckpointDirError, match="not writable"):
+            run(epochs=1, checkpoint_dir="/proc/self")
+
+
+def test_a_failed_write_during_training_names_the_path_and_keeps_the_result(tmp_path, monkeypatch):
+    import errno
+
+    from jaxnets.training import resume
+
+    real_save, calls = checkpoint.save, []
+
+    def full_disk(path, tree, metadata=None):
+        calls.append(path)
+        if len(calls) == 3:  # epoch 3's write finds the disk full
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(path, tree, metadata)
+
+    monkeypatch.setattr(resume.checkpoint, "save", full_disk)
+    with pytest.raises(CheckpointWriteError) as info:
+        run(epochs=5, checkpoint_dir=tmp_path)
+    err = info.value
+    assert err.path.endswith("ckpt-3.npz") and err.path in str(err) and "ENOSPC" in str(err)
+    assert err.result.epochs_run == 3 and int(err.result.train_state.step) == 3 * 5
+    monkeypatch.setattr(resume.checkpoint, "save", real_save)
+    straight = run(epochs=3)
+    assert leaves_equal(err.result.params, straight.params)   # the trained state of epoch 3 came back
 
 
 SCRIPT = textwrap.dedent("""

@@ -25,7 +25,10 @@ with `lax.pmean`, assuming equal per-device batches. The backward then takes mea
 too, so that the per-device gradients, averaged over devices (as data-parallel training does), equal the
 gradient of the mean loss over the global batch.
 
-Params {"gamma": ones, "beta": zeros} are not penalised (penalties act on keys named "w").
+Params {"gamma": ones, "beta": zeros} are not penalised (penalties act on keys named "w"). Under mixed precision
+(bfloat16/float16 inputs) the statistics, the normalisation and the backward's reductions run in float32 and
+the running statistics stay float32; the output and dx come back in the input's dtype. Training on a batch with
+one value per feature is refused (its variance is 0: nothing would learn).
 """
 from __future__ import annotations
 
@@ -81,40 +84,51 @@ def BatchNorm(momentum: float = 0.9, eps: float = 1e-5, axis_name=None, running_
                 f"last axis of a batch (batch, ..., {gamma.shape[0]}); init the model with the data's per-example shape"
             )
         axes = tuple(range(x.ndim - 1))
+        count = x.size // x.shape[-1]
+        if ctx.train and count == 1 and axis_name is None:
+            raise ValueError(
+                f"{name}: training on a batch of 1 value per feature (input shape {tuple(x.shape)}): its variance "
+                "is 0 and its mean is the value itself, so every output is β and nothing upstream learns; use "
+                "batches of 2 or more (with fit: a batch_size that leaves no remainder batch of 1, or drop_last=True)")
+        out_dtype = x.dtype
+        x = x.astype(jnp.promote_types(x.dtype, jnp.float32))  # statistics in float32 (or wider) under bf16/f16
         if ctx.train:                                                                   # (B1)
             mean = global_mean(jnp.mean(x, axis=axes))
             centred = x - mean
             var = global_mean(jnp.mean(centred * centred, axis=axes))
             inv_std = lax.rsqrt(var + eps)
             xhat = centred * inv_std
-            count = x.size // x.shape[-1]
             if axis_name is not None:
                 count = count * lax.psum(1, axis_name)
             batch_var = var
             if running_var == "unbiased":
                 batch_var = var * count / jnp.maximum(count - 1, 1)
-            new_state = {"mean": momentum * state["mean"] + (1 - momentum) * lax.stop_gradient(mean),     # (B3)
-                         "var": momentum * state["var"] + (1 - momentum) * lax.stop_gradient(batch_var)}
+            new_state = {"mean": (momentum * state["mean"] + (1 - momentum) * lax.stop_gradient(mean)     # (B3)
+                                  ).astype(state["mean"].dtype),
+                         "var": (momentum * state["var"] + (1 - momentum) * lax.stop_gradient(batch_var)
+                                 ).astype(state["var"].dtype)}
             cache = _TrainCache(xhat, inv_std)
         else:
             inv_std = lax.rsqrt(state["var"] + eps)
             xhat = (x - state["mean"]) * inv_std
             new_state = state
             cache = _EvalCache(xhat, inv_std)
-        return gamma * xhat + beta, new_state, cache
+        return (gamma * xhat + beta).astype(out_dtype), new_state, cache
 
     def backward(params, cache, dy):                                                    # (B2)
         gamma = params["gamma"]
         xhat, inv_std = cache
         axes = tuple(range(dy.ndim - 1))
+        in_dtype, dy = dy.dtype, dy.astype(xhat.dtype)   # reductions in the statistics' (float32 or wider) dtype
         dbeta = jnp.sum(dy, axis=axes)
         dgamma = jnp.sum(dy * xhat, axis=axes)
+        grads = {"gamma": dgamma.astype(gamma.dtype), "beta": dbeta.astype(gamma.dtype)}
         if isinstance(cache, _EvalCache):
-            return {"gamma": dgamma, "beta": dbeta}, dy * (gamma * inv_std)
+            return grads, (dy * (gamma * inv_std)).astype(in_dtype)
         count = dy.size // dy.shape[-1]
         mean_dy = global_mean(dbeta / count)
         mean_dy_xhat = global_mean(dgamma / count)
         dx = (gamma * inv_std) * (dy - mean_dy - xhat * mean_dy_xhat)
-        return {"gamma": dgamma, "beta": dbeta}, dx
+        return grads, dx.astype(in_dtype)
 
     return Layer(init, forward, backward, name, meta=Meta(bias="beta"))

@@ -16,41 +16,52 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxnets.core import Layer
 
 
-def Dropout(rate: float) -> Layer:
-    """Drop each unit with probability `rate` (0 ≤ rate < 1) in training; identity in evaluation."""
-    if isinstance(rate, bool) or not isinstance(rate, (int, float)):
+def Dropout(rate) -> Layer:
+    """Drop each unit with probability `rate` (0 ≤ rate < 1) in training; identity in evaluation.
+
+    `rate` may be a Python number (range-checked here) or a JAX scalar, also a traced one — e.g. `hp["dropout"]`
+    inside a sweep, so that several rates share one compiled program (a traced rate is taken as given: keep it
+    in [0, 1)).
+    """
+    if isinstance(rate, bool) or not isinstance(rate, (int, float, jax.Array, np.ndarray, np.floating)):
         raise TypeError(f"Dropout(rate): rate must be a float in [0, 1), the probability of dropping a unit; got {rate!r}")
-    if not 0 <= rate < 1:
-        raise ValueError(
-            f"Dropout(rate): rate is the probability of DROPPING a unit and must lie in [0, 1), got {rate}; "
-            "e.g. Dropout(0.5) keeps half the units (rate 1 would drop everything)"
-        )
-    rate = float(rate)
-    keep = 1.0 - rate
-    scale = 1.0 / keep
-    name = f"Dropout({rate:g})"
+    concrete = isinstance(rate, (int, float, np.floating)) or (isinstance(rate, np.ndarray) and rate.ndim == 0)
+    if concrete:
+        rate = float(rate)
+        if not 0 <= rate < 1:
+            raise ValueError(
+                f"Dropout(rate): rate is the probability of DROPPING a unit and must lie in [0, 1), got {rate}; "
+                "e.g. Dropout(0.5) keeps half the units (rate 1 would drop everything)"
+            )
+    elif jnp.ndim(rate) != 0:
+        raise ValueError(f"Dropout(rate): a scalar rate is needed, got an array of shape {jnp.shape(rate)}")
+    name = f"Dropout({rate:g})" if concrete else "Dropout(traced rate)"
 
     def init(key, input_shape):
         return tuple(input_shape), (), ()
 
     def forward(params, state, x, ctx):
-        if not ctx.train or rate == 0.0:
+        if not ctx.train or (concrete and rate == 0.0):
             return x, state, None  # identity: no mask
         if ctx.key is None:
             raise ValueError(
                 f"{name}: training mode needs a PRNG key for the dropout mask; call apply(model, params, state, x, "
                 "train=True, key=jax.random.key(0)) or pass Ctx(train=True, key=...), or use train=False to evaluate"
             )
+        keep = 1.0 - rate if concrete else 1.0 - jnp.asarray(rate, x.dtype)
+        scale = 1.0 / keep
         mask = jax.random.bernoulli(ctx.key, keep, x.shape)
-        return jnp.where(mask, x * scale, 0), state, mask                    # (D1)
+        return jnp.where(mask, x * scale, 0), state, (mask, jnp.asarray(scale, x.dtype))   # (D1)
 
-    def backward(params, mask, dy):
-        if mask is None:
+    def backward(params, cache, dy):
+        if cache is None:
             return (), dy
-        return (), jnp.where(mask, dy * scale, 0)                            # (D2)
+        mask, scale = cache
+        return (), jnp.where(mask, dy * scale, 0)                                            # (D2)
 
     return Layer(init, forward, backward, name)

@@ -10,7 +10,8 @@ with learnable γ, β of shape (n,). Every xⱼ moves μ and σ² of its own exa
     ∂C/∂β = Σ δ,   ∂C/∂γ = Σ δ ⊙ x̂   (sums over the batch and any leading axes)
     ∂C/∂x = (1/√(σ² + ε)) · (g − meanⱼ(g) − x̂ ⊙ meanⱼ(g ⊙ x̂))                                         (L2)
 
-(means over the feature axis of each example): BatchNorm's (B2) with the roles of the axes exchanged.
+(means over the feature axis of each example): BatchNorm's (B2) with the roles of the axes exchanged. Under mixed
+precision the statistics and reductions run in float32; y and dx come back in the input's dtype.
 """
 from __future__ import annotations
 
@@ -44,17 +45,23 @@ def LayerNorm(eps: float = 1e-5, gamma_init=ones, beta_init=zeros, dtype=None) -
         if x.ndim < 2 or x.shape[-1] != gamma.shape[0]:
             raise ValueError(f"{name}: input has shape {tuple(x.shape)} but this layer normalises {gamma.shape[0]} "
                              "features on the last axis; init the model with the data's per-example shape")
+        out_dtype = x.dtype
+        x = x.astype(jnp.promote_types(x.dtype, jnp.float32))   # statistics in float32 (or wider) under bf16/f16
         mean = jnp.mean(x, axis=-1, keepdims=True)                                                   # (L1)
         centred = x - mean
         inv_std = lax.rsqrt(jnp.mean(centred * centred, axis=-1, keepdims=True) + eps)
         xhat = centred * inv_std
-        return gamma * xhat + beta, state, (xhat, inv_std)
+        return (gamma * xhat + beta).astype(out_dtype), state, (xhat, inv_std)
 
     def backward(params, cache, dy):                                                                 # (L2)
         xhat, inv_std = cache
+        gamma = params["gamma"]
         axes = tuple(range(dy.ndim - 1))
-        g = dy * params["gamma"]
+        in_dtype, dy = dy.dtype, dy.astype(xhat.dtype)
+        g = dy * gamma
         dx = inv_std * (g - jnp.mean(g, axis=-1, keepdims=True) - xhat * jnp.mean(g * xhat, axis=-1, keepdims=True))
-        return {"gamma": jnp.sum(dy * xhat, axis=axes), "beta": jnp.sum(dy, axis=axes)}, dx
+        grads = {"gamma": jnp.sum(dy * xhat, axis=axes).astype(gamma.dtype),
+                 "beta": jnp.sum(dy, axis=axes).astype(gamma.dtype)}
+        return grads, dx.astype(in_dtype)
 
     return Layer(init, forward, backward, name, meta=Meta(bias="beta"))

@@ -13,10 +13,13 @@ from jaxnets.optim.aliases import adagrad, adam, adamw, rmsprop, sgd
 from jaxnets.optim.base import (
     EmptyState,
     GradientTransformation,
+    MaskedNode,
+    MaskedState,
     apply_updates,
     chain,
     identity,
     init_empty_state,
+    masked,
 )
 from jaxnets.optim.clipping import clip, clip_by_global_norm, global_norm
 from jaxnets.optim.parity import ParityReport, parity, relative_difference
@@ -47,7 +50,8 @@ from jaxnets.optim.transforms import (
     scale_by_stddev,
     trace,
 )
-from jaxnets.optim.weight_decay import MaskedNode, MaskedState, WeightDecaySchedule, add_decayed_weights, masked
+from jaxnets.optim.weight_decay import WeightDecaySchedule, add_decayed_weights
+from jaxnets.optim.names import NAMES, get
 
 __all__ = [
     "EmptyState", "GradientTransformation", "MaskedNode", "MaskedState", "ParityReport", "ScaleByAdamState",
@@ -57,5 +61,5 @@ __all__ = [
     "cosine_decay_schedule", "exponential_decay", "global_norm", "identity", "init_empty_state", "join_schedules",
     "linear_schedule", "masked", "parity", "piecewise_constant_schedule", "relative_difference", "rmsprop",
     "scale", "scale_by_adam", "scale_by_learning_rate", "scale_by_rms", "scale_by_rss", "scale_by_schedule",
-    "scale_by_stddev", "sgd", "trace", "warmup_cosine_decay_schedule",
+    "scale_by_stddev", "sgd", "trace", "warmup_cosine_decay_schedule", "get", "NAMES",
 ]

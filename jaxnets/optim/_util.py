@@ -6,6 +6,7 @@ optimizer reproduces an optax trajectory bit for bit on CPU (see docs/optimizers
 from __future__ import annotations
 
 import functools
+import math
 import numbers
 from typing import Any
 
@@ -29,15 +30,15 @@ def is_python_number(x: Any) -> bool:
 
 
 def check_positive(where: str, name: str, value: Any) -> None:
-    """Raise ValueError if a Python-number `value` is not > 0 (NaN included)."""
-    if is_python_number(value) and not value > 0:
-        raise ValueError(f"{where}: {name} must be > 0, got {value!r}; pass a positive number.")
+    """Raise ValueError if a Python-number `value` is not finite and > 0 (NaN and ±inf included)."""
+    if is_python_number(value) and not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"{where}: {name} must be a finite number > 0, got {value!r}; pass a positive number.")
 
 
 def check_nonnegative(where: str, name: str, value: Any) -> None:
-    """Raise ValueError if a Python-number `value` is not >= 0 (NaN included)."""
-    if is_python_number(value) and not value >= 0:
-        raise ValueError(f"{where}: {name} must be >= 0, got {value!r}; pass a non-negative number.")
+    """Raise ValueError if a Python-number `value` is not finite and >= 0 (NaN and ±inf included)."""
+    if is_python_number(value) and not (value >= 0 and math.isfinite(value)):
+        raise ValueError(f"{where}: {name} must be a finite number >= 0, got {value!r}; pass a non-negative number.")
 
 
 def check_decay(where: str, name: str, value: Any) -> None:

@@ -9,7 +9,7 @@ A gradient transformation is a pair of pure functions:
 the final updates are *added* to the parameters by `apply_updates`: the minus sign of gradient descent lives in
 `scale_by_learning_rate`, so an optimizer returns u = -lr * direction.
 
-The protocol is structural: a jaxnets transformation unpacks like any `(init, update)` pair, so `optax.chain`
+`masked(inner, mask)` restricts a transformation to some leaves (optax's `masked`). The protocol is structural: a jaxnets transformation unpacks like any `(init, update)` pair, so `optax.chain`
 accepts it, and `jaxnets.optim.chain` accepts optax transformations (passing each one only the extra keyword
 arguments its `update` can take).
 """
@@ -20,6 +20,7 @@ from typing import Any, Callable, NamedTuple, Union
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 PyTree = Any
 Params = Updates = OptState = PyTree
@@ -56,7 +57,7 @@ def identity() -> GradientTransformation:
     return GradientTransformation(init_empty_state, update)
 
 
-def _extra_kwargs_filter(fn: Callable) -> Callable[[dict], dict]:
+def extra_kwargs_filter(fn: Callable) -> Callable[[dict], dict]:
     """Which extra keyword arguments `fn` can take: all of them if it declares **kwargs, else those it names."""
     try:
         params = inspect.signature(fn).parameters
@@ -83,7 +84,7 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
             )
     init_fns = tuple(tx[0] for tx in transforms)
     update_fns = tuple(tx[1] for tx in transforms)
-    extra_for = tuple(_extra_kwargs_filter(fn) for fn in update_fns)
+    extra_for = tuple(extra_kwargs_filter(fn) for fn in update_fns)
 
     def init(params):
         return tuple(fn(params) for fn in init_fns)
@@ -100,6 +101,56 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
             updates, s = fn(updates, s, params, **select(extra))
             new_state.append(s)
         return updates, tuple(new_state)
+
+    return GradientTransformation(init, update)
+
+
+class MaskedState(NamedTuple):
+    inner_state: Any  # the wrapped transform's state, holding only masked-in leaves
+
+
+class MaskedNode(NamedTuple):
+    """Placeholder for a masked-out leaf: an empty pytree node, skipped by `jax.tree.map`."""
+
+
+def masked(inner: GradientTransformation, mask: Any | Callable[[Any], Any]) -> GradientTransformation:
+    """Apply `inner` only where `mask` is True; other leaves pass through unchanged.
+
+    `mask` is a pytree of Python bools with the structure of the params (or a prefix of it), or a function
+    returning one; the function is called on the params at init and on the updates at update. The mask must be
+    static (Python bools), so that `jit` sees one program. Masked-out positions hold `MaskedNode()` in the inner
+    state, which therefore stores only the masked-in leaves.
+    """
+    inner_init, inner_update = inner
+    inner_extra = extra_kwargs_filter(inner_update)
+
+    def resolve(tree):
+        mask_tree = mask(tree) if callable(mask) else mask
+        for leaf in jax.tree.leaves(mask_tree):
+            static = isinstance(leaf, (bool, np.bool_)) or (
+                not isinstance(leaf, jax.core.Tracer) and np.shape(leaf) == () and np.asarray(leaf).dtype == bool
+            )
+            if not static:
+                raise TypeError(
+                    f"masked: mask leaves must be static Python bools (True = transform this leaf), got "
+                    f"{type(leaf).__name__}; build the mask outside jit, "
+                    "e.g. jax.tree.map(lambda p: p.ndim > 1, params)."
+                )
+        return mask_tree
+
+    def hide(tree, mask_tree):
+        return jax.tree.map(lambda m, x: x if m else MaskedNode(), mask_tree, tree)
+
+    def init(params):
+        return MaskedState(inner_state=inner_init(hide(params, resolve(params))))
+
+    def update(updates, state, params=None, **extra):
+        mask_tree = resolve(updates)
+        inner_params = None if params is None else hide(params, mask_tree)
+        args = (hide(updates, mask_tree), state.inner_state, inner_params)
+        new, inner_state = inner_update(*args, **inner_extra(extra))
+        out = jax.tree.map(lambda m, n, old: n if m else old, mask_tree, new, updates)
+        return out, MaskedState(inner_state=inner_state)
 
     return GradientTransformation(init, update)
 

@@ -1,37 +1,69 @@
-"""One pass over the training set as one pure, compilable function.
+"""One pass over the training set: the batch plan, the per-batch body, and the two drivers built on them.
 
-    epoch = make_epoch(model, loss, optimizer, batch_size=32)
-    run = jax.jit(epoch, donate_argnums=0)
-    ts, m = run(ts, x, y, jax.random.fold_in(key, e))        # epoch e
+    epoch = make_epoch(model, loss, optimizer, batch_size=32)       # the scan driver, as a pure function
+    ts, m = jax.jit(epoch, donate_argnums=0)(ts, x, y, jax.random.fold_in(key, e))
 
-    ts, m = jax.vmap(epoch, in_axes=(0, None, None, 0))(stacked_ts, x, y, keys)   # an ensemble
+The batch plan of epoch key k: `shuffle_key, step_base, aug_base = jax.random.split(k, 3)`; the data order is
+`jax.random.permutation(shuffle_key, N)` (or 0..N−1 without shuffling); step i takes the rows
+order[i·B : (i+1)·B] (the last, N mod B rows, as one smaller step unless `drop_last`), its layer key (dropout
+masks) is `fold_in(step_base, i)` and its augmentation key `fold_in(aug_base, i)`. Streamed batches use the same
+step and augmentation keys, so the same batches in the same order train identically from arrays or a stream.
 
-Inside: with S steps in the epoch, `keys = jax.random.split(key, S + 1)` (2S + 1 with `augment`): keys[0]
-shuffles (`jax.random.permutation` of the N examples), keys[1 + i] is step i's layer key (`Ctx(train=True,
-key=...)`, e.g. dropout masks), keys[1 + S + i] its augmentation key. A `lax.scan` runs the N // B full
-mini-batches, each gathered from `x`, `y` through its slice of the permutation (no shuffled copy of the data
-is made: on CPU that measured as fast or faster); when N % B > 0 and not `drop_last`, one more step runs on
-the remainder batch of static size N % B (its cost mean and gradient carry the true 1/(N % B)).
-`augment(key, xb) -> xb` must keep the batch shape.
+`body` is one mini-batch: gather the rows (inside the compiled program: no host slicing), augment, run the
+guarded step of `jaxnets.training.step`, and fold its metrics into the epoch's running `Carry`. The scan driver
+runs the bodies of an epoch in one `lax.scan`; the step driver (`StepPrograms`) calls the same body, jitted with
+the carry donated, once per mini-batch from Python. Same body, same keys: the two drivers give the same params.
+After the first non-finite step of an epoch no further update is applied (the carried state is the last good
+one, see `jaxnets.training.step`).
 
-Divergence: from the first step whose cost or gradient is non-finite on, no update is applied (see
-`jaxnets.training.step`), so the returned state holds the last good values.
-
-metrics (all scalars): "loss" mean data cost over the examples of the applied steps, weighted by batch size
-(a running mean measured while the params change during the epoch); "correct" and "count" examples classified
-right / seen in applied steps; "accuracy" = correct / count; "finite" False if some step diverged;
-"first_bad_step" index (0-based, within the epoch) of the first non-finite step, -1 if none. The number of
-steps is static: `full + (rem > 0)` with `full, rem = epoch_layout(N, B, drop_last)`.
+metrics (scalars): "loss" mean data cost over the examples of the applied steps, weighted by batch size (a
+running mean measured while the params change); "correct" and "count" examples classified right / seen in
+applied steps; "accuracy" = correct / count; "finite" False if some step diverged; "first_bad_step" the 0-based
+index of the first non-finite step, -1 if none.
 """
 from __future__ import annotations
+
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxnets.core import Layer
+from jaxnets.training.config import Builder, TrainConfig
 from jaxnets.training.state import TrainState
-from jaxnets.training.step import guarded_step
+from jaxnets.training.step import train_step
+
+
+class Carry(NamedTuple):
+    """The running state of an epoch: the train state, whether a step diverged (and the first such), and the
+    metric sums over the applied steps."""
+
+    ts: TrainState
+    bad: jax.Array
+    first_bad: jax.Array
+    loss_sum: jax.Array
+    correct: jax.Array
+    count: jax.Array
+
+
+def start(ts: TrainState, lanes: int | None = None) -> Carry:
+    """The carry at the start of an epoch (scalars, or (lanes,) vectors for several lanes)."""
+    shape = () if lanes is None else (lanes,)
+    return Carry(ts, jnp.zeros(shape, bool), jnp.full(shape, -1, jnp.int32), jnp.zeros(shape, jnp.float32),
+                 jnp.zeros(shape, jnp.int32), jnp.zeros(shape, jnp.int32))
+
+
+def metrics(carry: Carry) -> dict:
+    """The epoch's metrics from its final carry (elementwise: works on lanes too)."""
+    seen = jnp.maximum(carry.count, 1)
+    return {"loss": jnp.where(carry.count > 0, carry.loss_sum / seen, jnp.nan), "correct": carry.correct,
+            "count": carry.count, "accuracy": carry.correct / seen, "finite": ~carry.bad,
+            "first_bad_step": carry.first_bad}
+
+
+def finish(carry: Carry):
+    """(train state, metrics) at the end of an epoch."""
+    return carry.ts, metrics(carry)
 
 
 def epoch_layout(n: int, batch_size: int, drop_last: bool = False) -> tuple[int, int]:
@@ -40,71 +72,137 @@ def epoch_layout(n: int, batch_size: int, drop_last: bool = False) -> tuple[int,
     return full, (0 if drop_last else rem)
 
 
-def make_epoch(model: Layer, loss, optimizer, *, batch_size: int, gradients: str = "manual", penalty=None,
-               drop_last: bool = False, augment=None, mesh=None, shuffle: bool = True):
-    """A pure epoch `epoch(ts, x, y, key) -> (ts, metrics)` (see the module docstring).
+def plan(key, n: int, shuffle: bool):
+    """(order, step_base, aug_base) of an epoch key: the data order (N,) and the bases of the per-step keys."""
+    shuffle_key, step_base, aug_base = jax.random.split(key, 3)
+    order = jax.random.permutation(shuffle_key, n) if shuffle else jnp.arange(n)
+    return order, step_base, aug_base
 
-    x: (N, ...) inputs and y: (N,) int labels or (N, k) targets, device arrays (N and the shapes are static;
-    a new N compiles a new program). batch_size: B ≥ 1. drop_last: skip the N % B remainder instead of one
-    extra step on it. augment: optional `fn(key, xb) -> xb`. shuffle=False keeps the data order (for tests
-    and hand-checks). Not jitted and without host syncs: jit it (donating `ts`), vmap it, or call it from
-    another traced function; building `optimizer` from traced hyper-parameters inside a vmapped function works.
-    """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"make_epoch: batch_size must be a positive int, got {batch_size!r}")
-    step = guarded_step(model, loss, optimizer, gradients=gradients, penalty=penalty, mesh=mesh)
 
-    def epoch(ts: TrainState, x, y, key):
+def make_body(build: Builder, loss, config: TrainConfig):
+    """`body(carry, hp, xb, yb, i, step_base, aug_base, active) -> carry`: mini-batch i of an epoch."""
+    step = train_step(build, loss, config)
+
+    def body(carry: Carry, hp, xb, yb, i, step_base, aug_base, active):
+        if config.augment is not None:
+            xb = config.augment(jax.random.fold_in(aug_base, i), xb)
+        ts, m = step(carry.ts, hp, xb, yb, jax.random.fold_in(step_base, i), active & ~carry.bad)
+        applied = m["finite"] & ~carry.bad & active
+        size = xb.shape[0]
+        return Carry(ts, carry.bad | (active & ~m["finite"]),
+                     jnp.where(active & ~m["finite"] & ~carry.bad, i, carry.first_bad),
+                     carry.loss_sum + jnp.where(applied, m["loss"] * size, 0.0),
+                     carry.correct + jnp.where(applied, m["correct"], 0),
+                     carry.count + jnp.where(applied, size, 0))
+
+    return body
+
+
+def gather(a, idx):
+    return a.at[idx].get(mode="promise_in_bounds", unique_indices=True)
+
+
+def array_body(build: Builder, loss, config: TrainConfig):
+    """`body(carry, hp, x, y, order, i, step_base, aug_base, active, size)`: the body on rows order[i·B : i·B + size]
+    of device arrays x, y (size static: B, or the remainder)."""
+    body = make_body(build, loss, config)
+
+    def run(carry, hp, x, y, order, i, step_base, aug_base, active, size):
+        idx = lax.dynamic_slice_in_dim(order, i * config.batch_size, size)
+        return body(carry, hp, gather(x, idx), gather(y, idx), i, step_base, aug_base, active)
+
+    return run
+
+
+def make_lane_epoch(build: Builder, loss, config: TrainConfig):
+    """The scan driver: `epoch(ts, hp, x, y, key, active) -> (ts, metrics)`, one lane (vmap it for several)."""
+    run = array_body(build, loss, config)
+    progress = None
+    if config.progress_every:
+        from jaxnets.training.progress import scan_tick
+
+        progress = scan_tick(config.progress_every)
+
+    def epoch(ts, hp, x, y, key, active):
         n = x.shape[0]
         if y.shape[0] != n:
             raise ValueError(f"epoch: x has {n} examples but y has {y.shape[0]}; pass matching arrays")
-        full, rem = epoch_layout(n, batch_size, drop_last)
+        full, rem = epoch_layout(n, config.batch_size, config.drop_last)
         if full == 0 and rem == 0:
-            raise ValueError(
-                f"epoch: batch_size {batch_size} with drop_last=True leaves no batch of the {n} examples; "
-                "use a smaller batch_size or drop_last=False"
-            )
-        steps = full + (1 if rem else 0)
-        keys = jax.random.split(key, (1 if augment is None else 2) * steps + 1)  # shuffle, step keys, augment keys
-        order = jax.random.permutation(keys[0], n) if shuffle else jnp.arange(n)
-        step_keys = keys[1:steps + 1]
-        aug_keys = step_keys if augment is None else keys[steps + 1:]  # (unused without augment)
-
-        def run(carry, idx, i, step_key, aug_key):
-            ts, bad, first_bad, loss_sum, correct, count = carry
-            xb = x.at[idx].get(mode="promise_in_bounds", unique_indices=True)
-            yb = y.at[idx].get(mode="promise_in_bounds", unique_indices=True)
-            if augment is not None:
-                xb = augment(aug_key, xb)
-            ts, m = step(ts, xb, yb, step_key, ~bad)
-            applied = m["finite"] & ~bad
-            first_bad = jnp.where(~m["finite"] & ~bad, i, first_bad)
-            size = xb.shape[0]
-            loss_sum = loss_sum + jnp.where(applied, m["loss"] * size, 0.0)
-            correct = correct + jnp.where(applied, m["correct"], 0)
-            count = count + jnp.where(applied, size, 0)
-            return (ts, bad | ~m["finite"], first_bad, loss_sum, correct, count)
-
-        carry = (ts, jnp.bool_(False), jnp.int32(-1), jnp.float32(0.0), jnp.int32(0), jnp.int32(0))
+            raise ValueError(f"epoch: batch_size {config.batch_size} with drop_last=True leaves no batch of the {n} "
+                             "examples; use a smaller batch_size or drop_last=False")
+        order, step_base, aug_base = plan(key, n, config.shuffle)
+        carry = start(ts)
         if full:
-            def body(carry, inputs):
-                i, step_key, aug_key = inputs
-                idx = lax.dynamic_slice_in_dim(order, i * batch_size, batch_size)
-                return run(carry, idx, i, step_key, aug_key), None
+            def scan_body(carry, i):
+                carry = run(carry, hp, x, y, order, i, step_base, aug_base, active, config.batch_size)
+                if progress is not None:
+                    progress(i)
+                return carry, None
 
-            carry, _ = lax.scan(body, carry, (jnp.arange(full, dtype=jnp.int32), step_keys[:full], aug_keys[:full]))
+            carry, _ = lax.scan(scan_body, carry, jnp.arange(full, dtype=jnp.int32))
         if rem:
-            carry = run(carry, order[full * batch_size:], jnp.int32(full), step_keys[full], aug_keys[full])
-        ts, bad, first_bad, loss_sum, correct, count = carry
-        seen = jnp.maximum(count, 1)
-        metrics = {
-            "loss": jnp.where(count > 0, loss_sum / seen, jnp.nan),
-            "correct": correct,
-            "count": count,
-            "accuracy": correct / seen,
-            "finite": ~bad,
-            "first_bad_step": first_bad,
-        }
-        return ts, metrics
+            carry = run(carry, hp, x, y, order, jnp.int32(full), step_base, aug_base, active, rem)
+        return finish(carry)
 
     return epoch
+
+
+def make_epoch(model, loss, optimizer, *, batch_size: int, gradients: str = "manual", penalty=None,
+               drop_last: bool = False, augment=None, mesh=None, shuffle: bool = True, compute_dtype=None):
+    """A pure epoch `epoch(ts, x, y, key) -> (ts, metrics)`: the scan driver for one model (see the module
+    docstring). x: (N, ...) inputs and y: (N,) int labels or (N, k) targets, device arrays (N and the shapes are
+    static). Not jitted and without host syncs: jit it (donating `ts`), vmap it, or call it from another traced
+    function; building `optimizer` from traced hyper-parameters inside a vmapped function works."""
+    from jaxnets.training.config import Policy
+    from jaxnets.training.validate import positive_int
+
+    positive_int(batch_size, "make_epoch: batch_size")
+    config = TrainConfig(batch_size=batch_size, gradients=gradients, drop_last=drop_last, shuffle=shuffle,
+                         augment=augment, mesh=mesh, policy=None if compute_dtype is None else Policy(compute_dtype))
+    epoch = make_lane_epoch(Builder(model, optimizer, penalty), loss, config)
+    return lambda ts, x, y, key: epoch(ts, {}, x, y, key, jnp.bool_(True))
+
+
+class StepPrograms(NamedTuple):
+    """The step driver's compiled pieces for one configuration (vmapped over lanes when there are several):
+    plan(key) -> (order, step_base, aug_base); full(carry, hp, x, y, order, i, step_base, aug_base, active) for a
+    full batch (i traced); remainder(...) for the last, smaller batch (None when there is none); streamed(carry,
+    hp, xb, yb, i, step_base, aug_base, active) for a batch given as arrays; metrics(scalars of the carry)."""
+
+    plan: Any
+    full: Any
+    remainder: Any
+    streamed: Any
+    metrics: Any
+
+
+def step_programs(build: Builder, loss, config: TrainConfig, n: int | None, lanes: bool) -> StepPrograms:
+    """Jitted step-driver programs for N = n training rows (None: streamed batches only); the carry is donated
+    (unless config.donate is False), so each step updates the train state in place."""
+    run = array_body(build, loss, config)
+    body = make_body(build, loss, config)
+    donate = (0,) if config.donate else ()
+    rem = epoch_layout(n, config.batch_size, config.drop_last)[1] if n is not None else 0
+
+    def full(carry, hp, x, y, order, i, step_base, aug_base, active):
+        return run(carry, hp, x, y, order, i, step_base, aug_base, active, config.batch_size)
+
+    def remainder(carry, hp, x, y, order, i, step_base, aug_base, active):
+        return run(carry, hp, x, y, order, i, step_base, aug_base, active, rem)
+
+    def make_plan(key):
+        return plan(key, n, config.shuffle)
+
+    def scalars_metrics(bad, first_bad, loss_sum, correct, count):
+        return metrics(Carry(None, bad, first_bad, loss_sum, correct, count))
+
+    if lanes:
+        lane = (0, 0, None, None, 0, None, 0, 0, 0)
+        full, remainder = jax.vmap(full, in_axes=lane), jax.vmap(remainder, in_axes=lane)
+        body = jax.vmap(body, in_axes=(0, 0, None, None, None, 0, 0, 0))
+        make_plan = jax.vmap(make_plan)
+    return StepPrograms(plan=jax.jit(make_plan) if n is not None else None,
+                        full=jax.jit(full, donate_argnums=donate) if n is not None and config.batch_size else None,
+                        remainder=jax.jit(remainder, donate_argnums=donate) if rem else None,
+                        streamed=jax.jit(body, donate_argnums=donate), metrics=jax.jit(scalars_metrics))

@@ -1,65 +1,74 @@
-"""`fit`: the training loop around `make_epoch` — validation, history, early stopping, checkpoints.
+"""`fit`: train one model with the training engine — validation, history, early stopping, checkpoints.
 
     result = jaxnets.fit(model, loss, optimizer, (x, y), epochs=30, batch_size=32, key=key,
                          val_data=(xv, yv), early_stopping=EarlyStopping(patience=5))
     result.params, result.state, result.opt_state, result.history, result.best_epoch
 
-Each epoch is one compiled call (`jax.jit(make_epoch(...), donate_argnums=0)`), followed by one
-evaluation-mode pass over `val_data` and a single host fetch of both metrics. Epoch e (1-based) draws
-everything random from `fold_in(key, e - 1)`. Epoch numbers are 1-based everywhere (history, best_epoch,
-messages, checkpoint names).
+Everything is checked before anything compiles (each error names the argument and the fix), then
+`jaxnets.training.engine.run` trains. Epoch numbers are 1-based everywhere (history, best_epoch, messages,
+checkpoint names); epoch e draws everything random from `fold_in(key, e − 1)`.
 
-Divergence: when a step's cost or gradient is NaN/Inf, training stops and `TrainingDivergedError` is raised;
-its message names the epoch and step, and `err.result` is a FitResult (diverged=True) holding the last good
-params/state/opt_state (those before the failing step) and the history so far.
+Divergence: when a step's cost, gradient or update is NaN/Inf, training stops and `TrainingDivergedError` is
+raised; its message names the epoch and step, and `err.result` is a FitResult (stop_reason "diverged")
+holding the last finite params/state/opt_state (those before the failing step) and the history so far.
 """
 from __future__ import annotations
 
-import functools
-import time
 from typing import Any, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from jaxnets.training import resume as ckpt
-from jaxnets.training import validate as check
-from jaxnets.training._cache import cached
+from jaxnets.training import engine, loops, validate
+from jaxnets.training.config import Builder, Policy, TrainConfig
 from jaxnets.training.early_stopping import EarlyStopping
-from jaxnets.training.epoch import epoch_layout, make_epoch
-from jaxnets.training.evaluation import DEFAULT_CHUNK, _jitted_eval as _eval_program
+from jaxnets.training.evaluation import DEFAULT_CHUNK
 from jaxnets.training.history import History
-from jaxnets.training.report import Reporter
+from jaxnets.training.progress import shows_bar
+from jaxnets.training.resume import CheckpointDir, CheckpointWriteError, data_digest, run_identity
 from jaxnets.training.state import TrainState
+from jaxnets.training.streaming import ArrayData, Stream, looks_like_arrays
+
+COMPUTE_DTYPES = ("bfloat16", "float16", "float32", "float64")
 
 
 class FitResult(NamedTuple):
     """params/state: the final ones, or those of `best_epoch` when early stopping restored them;
     opt_state: the last optimizer state; history: a `History`; best_epoch: 1-based epoch with the best
     monitored value (early stopping's monitor, else val_loss; None without validation data);
-    stopped_early: True when early stopping or a callback ended training before `epochs`;
-    stop_reason: "completed" | "early_stopping" | "callback" | "diverged"; diverged: True only on the result
-    carried by TrainingDivergedError; epochs_run: epochs completed (resumed ones included); resumed_from:
-    the epoch the run continued from (0 for a fresh start);
-    train_state: the final TrainState (params not restored)."""
+    stop_reason: "completed" | "early_stopping" | "callback" | "diverged"; train_state: the final TrainState
+    (params not restored); resumed_from: the epoch the run continued from (0 for a fresh start).
+    stopped_early, diverged and epochs_run follow from these."""
 
     params: Any
     state: Any
     opt_state: Any
     history: History
     best_epoch: Optional[int]
-    stopped_early: bool
     stop_reason: str
-    diverged: bool
-    epochs_run: int
     train_state: TrainState
     resumed_from: int = 0
 
+    @property
+    def stopped_early(self) -> bool:
+        """Early stopping or a callback ended training before `epochs`."""
+        return self.stop_reason in ("early_stopping", "callback")
+
+    @property
+    def diverged(self) -> bool:
+        return self.stop_reason == "diverged"
+
+    @property
+    def epochs_run(self) -> int:
+        """Epochs completed, resumed ones included."""
+        return len(self.history)
+
 
 class TrainingDivergedError(RuntimeError):
-    """A training step produced a NaN/Inf cost or gradient. Attributes: result (FitResult with the last good
-    params/state/opt_state and the history), epoch (1-based), step (1-based within the epoch), params, state,
-    opt_state, history."""
+    """A training step produced a NaN/Inf cost, gradient or update. Attributes: result (FitResult with the last
+    finite params/state/opt_state and the history), epoch (1-based), step (1-based within the epoch), params,
+    state, opt_state, history."""
 
     def __init__(self, message: str, result: FitResult, epoch: int, step: int):
         super().__init__(message)
@@ -68,164 +77,234 @@ class TrainingDivergedError(RuntimeError):
             result.history
 
 
-@functools.lru_cache(maxsize=16)
-def _epoch_program(model, loss, optimizer, batch_size, gradients, penalty, drop_last, augment, mesh):
-    return jax.jit(make_epoch(model, loss, optimizer, batch_size=batch_size, gradients=gradients, penalty=penalty,
-                              drop_last=drop_last, augment=augment, mesh=mesh), donate_argnums=0)
+def fit_result(outcome: engine.Outcome, keep_best: bool, lane: int | None = None, reason: str | None = None):
+    """The FitResult of one lane (None: a single model) of an engine Outcome."""
+    def pick(tree):
+        return tree if lane is None else jax.tree_util.tree_map(lambda a: a[lane], tree)
+
+    j = 0 if lane is None else lane
+    reason = reason or outcome.stop_reasons[j]
+    ts = pick(outcome.ts)
+    restore = keep_best and reason != "diverged" and outcome.best is not None and outcome.best_epochs[j] is not None
+    params, state = pick(outcome.best) if restore else (ts.params, ts.state)
+    return FitResult(params=params, state=state, opt_state=ts.opt_state, history=outcome.histories[j],
+                     best_epoch=outcome.best_epochs[j], stop_reason=reason, train_state=ts,
+                     resumed_from=outcome.resumed_from)
 
 
-@functools.lru_cache(maxsize=16)
-def _create_program(optimizer):
-    return jax.jit(lambda params, state: TrainState.create(params, state, optimizer))
+def policy_of(compute_dtype, loss_scale) -> Optional[Policy]:
+    """The mixed-precision policy for `compute_dtype` (None: none), checked."""
+    if compute_dtype is None:
+        if loss_scale is not None:
+            raise ValueError("loss_scale needs compute_dtype (it scales the float16/bfloat16 backward pass)")
+        return None
+    try:
+        dtype = jnp.dtype(compute_dtype)
+    except TypeError:
+        raise TypeError(f"compute_dtype must be a floating dtype such as jnp.bfloat16, got {compute_dtype!r}") from None
+    if dtype.name not in COMPUTE_DTYPES:
+        raise ValueError(f"compute_dtype={dtype.name} is not supported: the forward and backward passes need a "
+                         f"floating dtype, one of {COMPUTE_DTYPES} (bfloat16 for mixed precision)")
+    if dtype == jnp.float64 and not jax.config.jax_enable_x64:
+        raise ValueError("compute_dtype=float64 needs 64-bit JAX: jax.config.update('jax_enable_x64', True) first")
+    scale = 1.0 if loss_scale is None else validate.check_number(loss_scale, "loss_scale", low=0, low_open=True)
+    return Policy(dtype.type, float(scale))
 
 
-def _copy(tree, sharding=None):
-    """Fresh device buffers (so donating them never invalidates arrays the caller holds)."""
-    return jax.device_put(tree, sharding, may_alias=False)
+def _checked_data(train_data, batch_size, steps_per_epoch):
+    """("arrays" or a Stream, x, y, batch_size): for arrays x, y are the data, for a stream its first batch."""
+    if looks_like_arrays(train_data):
+        x, y = validate.check_arrays(train_data, "train_data")
+        batch_size = validate.positive_int(batch_size, "batch_size", "the number of examples per mini-batch")
+        if batch_size > x.shape[0]:
+            raise ValueError(f"batch_size {batch_size} is larger than the {x.shape[0]} training examples; use "
+                             f"batch_size <= {x.shape[0]}")
+        if steps_per_epoch is not None:
+            raise ValueError("steps_per_epoch bounds a stream of batches; with (x, y) arrays an epoch is one pass "
+                             "over them (drop it, or pass the batches as a stream)")
+        return "arrays", x, y, batch_size
+    if isinstance(train_data, (tuple, list)) and len(train_data) == 2 and not isinstance(train_data[0], (tuple, list)):
+        validate.check_arrays(train_data, "train_data")  # raises the array errors (e.g. a 1-D x)
+    if steps_per_epoch is not None:
+        steps_per_epoch = validate.positive_int(steps_per_epoch, "steps_per_epoch")
+    stream = Stream(train_data, steps_per_epoch)
+    x, y = stream.first
+    if batch_size is not None and batch_size != x.shape[0]:
+        raise ValueError(f"batch_size={batch_size} but the stream's batches have {x.shape[0]} examples; streamed "
+                         "batches bring their own size (leave batch_size=None)")
+    return stream, x, y, None
 
 
-def _check_key(key):
-    if not isinstance(key, jax.Array) or not (jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)
-                                              or (key.dtype == jnp.uint32 and key.ndim >= 1)):
-        raise TypeError(f"key must be a JAX PRNG key (jax.random.key(0) or jax.random.PRNGKey(0)), got "
-                        f"{type(key).__name__}")
-
-
-def fit(model, loss, optimizer, train_data, *, epochs: int, batch_size: int, key, val_data=None,
+def fit(model, loss, optimizer, train_data, *, epochs: int, batch_size: int | None = None, key, val_data=None,
         gradients: str = "manual", penalty=None, early_stopping: EarlyStopping | None = None, checkpoint_dir=None,
-        checkpoint_every: int = 1, resume: bool = False, progress: bool = True, verbose: bool = False, mesh=None,
-        drop_last: bool = False, augment=None, params=None, state=None, callbacks=None,
-        eval_batch_size: int = DEFAULT_CHUNK) -> FitResult:
-    """Train `model` on `train_data = (x, y)` for `epochs` passes of mini-batches of `batch_size`.
+        checkpoint_every: int = 1, resume: bool = False, overwrite: bool = False, progress: bool = True,
+        verbose: bool = False, mesh=None, drop_last: bool = False, augment=None, params=None, state=None,
+        callbacks=None, eval_batch_size: int = DEFAULT_CHUNK, loop: str = "auto", shuffle: bool = True,
+        steps_per_epoch: int | None = None, compute_dtype=None, loss_scale: float | None = None) -> FitResult:
+    """Train `model` on `train_data` for `epochs` passes of mini-batches.
 
-    x: (N, ...) float inputs; y: (N,) int labels or float targets of the output shape (numpy or jax).
-    params/state: start values (default `model.init(key, x.shape[1:])`). optimizer: an optax-protocol
-    GradientTransformation (jaxnets.optim or optax). gradients: "manual" | "autodiff". penalty: a
-    `jaxnets.losses.Penalty`. early_stopping: an `EarlyStopping` (needs val_data for "val_*" monitors).
-    checkpoint_dir: save a checkpoint every `checkpoint_every` epochs and at the end; resume: continue from the
-    latest checkpoint there (bit-exact; a fresh start when there is none). progress: tqdm bar when stderr is
-    a terminal; verbose: one printed line per epoch. mesh: data-parallel over a `jax.sharding.Mesh` (every
-    batch, the last one too, must divide over its devices; see `jaxnets.parallel`; with several processes only
-    process 0 reports and writes checkpoints). drop_last: skip the N % batch_size remainder (by default it is one
-    more, smaller step). augment: `fn(key, xb) -> xb` per batch. callbacks: `fn(epoch, row, train_state)`
-    called after each epoch; returning True stops training (the train state is donated to the next epoch:
-    copy what you keep). Returns a `FitResult`; raises `TrainingDivergedError` on a NaN/Inf step.
+    train_data: (x, y) arrays — x (N, ...) floats, y (N,) int labels or float targets of the output shape — or a
+    stream of (xb, yb) batches (see `jaxnets.training.streaming`; then batch_size is the batches' own and
+    `steps_per_epoch` may bound an epoch). loss / optimizer: a Loss and an optax-protocol GradientTransformation
+    (jaxnets.optim or optax), or their names ("softmax_cross_entropy", "adam"). params/state: start values
+    (default `model.init(key, x.shape[1:])`). gradients: "manual" | "autodiff". penalty: a `Penalty`.
+    early_stopping: an `EarlyStopping` (needs val_data for "val_*" monitors). checkpoint_dir: save every
+    `checkpoint_every` epochs and at the end; the directory holds one run: resume=True continues it (bit-exact),
+    overwrite=True replaces it, otherwise existing checkpoints are an error (`jaxnets.training.resume`).
+    progress: tqdm bar when stderr is a terminal; verbose: one printed line per epoch. mesh: data-parallel over
+    a `jax.sharding.Mesh` (every batch must divide over its devices; see `jaxnets.parallel`). drop_last: skip
+    the N mod batch_size remainder (by default it is one more, smaller step). augment: `fn(key, xb) -> xb` per
+    batch. callbacks: `fn(epoch, row, train_state)` after each epoch; returning True stops training; the train
+    state handed to callbacks stays valid after `fit` returns. loop: "auto" | "scan" | "step" (see
+    `jaxnets.training.loops`; both give the same params). shuffle: reshuffle the arrays every epoch (False:
+    keep their order). compute_dtype: mixed precision, e.g. jnp.bfloat16 (float32 master params; see
+    `Policy`); loss_scale: static loss scaling for float16. Returns a `FitResult`; raises
+    `TrainingDivergedError` on a NaN/Inf step and `CheckpointWriteError` when a checkpoint cannot be written
+    (both carry the result so far).
 
     History: train_loss / train_accuracy are running means over the epoch's steps (measured while the params
     move, weighted by batch size, the penalty excluded); val_loss / val_accuracy come from an evaluation-mode
     pass after the epoch; accuracy is reported for classification targets only.
     """
-    check.check_gradients(gradients)
-    epochs = check.positive_int(epochs, "epochs")
-    batch_size = check.positive_int(batch_size, "batch_size")
-    checkpoint_every = check.positive_int(checkpoint_every, "checkpoint_every")
-    _check_key(key)
-    x, y = check.check_arrays(train_data, "train_data")
-    n = x.shape[0]
-    if batch_size > n:
-        raise ValueError(f"batch_size {batch_size} is larger than the {n} training examples; use batch_size <= {n}")
+    validate.check_model(model, "fit")
+    loss = validate.check_loss(loss, "fit(model, loss, optimizer, train_data)")
+    optimizer = validate.check_optimizer(optimizer, "fit")
+    validate.check_gradients(gradients)
+    epochs = validate.positive_int(epochs, "epochs")
+    checkpoint_every = validate.positive_int(checkpoint_every, "checkpoint_every")
+    validate.check_key(key)
+    mesh = validate.check_mesh(mesh)
+    validate.check_callable(augment, "augment", "fn(key, xb) -> xb")
+    callbacks = validate.check_callbacks(callbacks)
+    loops.check_loop(loop)
+    policy = policy_of(compute_dtype, loss_scale)
+    for flag, name in ((resume, "resume"), (overwrite, "overwrite"), (drop_last, "drop_last"), (shuffle, "shuffle")):
+        if not isinstance(flag, bool):
+            raise TypeError(f"{name} must be True or False, got {flag!r}")
+    if (resume or overwrite) and checkpoint_dir is None:
+        raise ValueError(f"{'resume' if resume else 'overwrite'}=True needs checkpoint_dir, the directory of the run")
+    if early_stopping is not None and not isinstance(early_stopping, EarlyStopping):
+        raise TypeError("early_stopping must be an EarlyStopping(patience=...) or None")
+
+    source, x, y, batch_size = _checked_data(train_data, batch_size, steps_per_epoch)
+    validate.warn_if_channels_first(x, "train_data")
     if params is None or state is None:
-        init_p, init_s = check.init_params(model, key, x)
+        init_p, init_s = validate.init_params(model, key, x)
         params = init_p if params is None else params
         state = init_s if state is None else state
-    out_shape = check.output_shape(model, params, state, x)
-    check.check_targets(y, out_shape, "train_data")
-    classification = check.is_classification(y, out_shape)
+    else:
+        validate.check_params_like(model, params, state, x.shape[1:], "fit")
+    out_shape = validate.output_shape(model, params, state, x)
+    validate.check_targets(y, out_shape, "train_data", loss)
+    classification = validate.is_classification(y, out_shape)
+    val = None
     if val_data is not None:
-        xv, yv = check.check_arrays(val_data, "val_data")
-        check.check_same_features(x, xv)
-        check.check_targets(yv, out_shape, "val_data")
+        xv, yv = validate.check_arrays(val_data, "val_data")
+        validate.check_same_features(x, xv)
+        validate.check_targets(yv, out_shape, "val_data", loss)
+        val = (xv, yv)
+    monitor = early_stopping.monitor if early_stopping else ("val_loss" if val is not None else None)
     if early_stopping is not None:
-        if not isinstance(early_stopping, EarlyStopping):
-            raise TypeError("early_stopping must be an EarlyStopping(patience=...) or None")
-        if early_stopping.monitor.startswith("val") and val_data is None:
+        if early_stopping.monitor.startswith("val") and val is None:
             raise ValueError(f"early stopping monitors {early_stopping.monitor!r} but no val_data was given; "
-                             "pass val_data=(x_val, y_val) or monitor='train_loss'")
+                             "pass val_data=(x_val, y_val) or EarlyStopping(..., monitor='train_loss')")
         if early_stopping.monitor.endswith("accuracy") and not classification:
             raise ValueError("early stopping on accuracy needs classification targets; monitor a loss instead")
-    full, rem = epoch_layout(n, batch_size, drop_last)
-    steps = full + (rem > 0)
-    if resume and checkpoint_dir is None:
-        raise ValueError("resume=True needs checkpoint_dir, the directory the interrupted run saved to")
-
     sharding = None
     if mesh is not None:
         from jaxnets.parallel import check_batches, replicated
 
-        check_batches(mesh, n, batch_size, drop_last)  # every batch, the last one too, splits over the devices
+        if source == "arrays":
+            check_batches(mesh, x.shape[0], batch_size, drop_last)  # every batch, the last one too, splits
         sharding = replicated(mesh)
-    x, y = jax.device_put((x, y), sharding)
-    if val_data is not None:
-        xv, yv = jax.device_put((xv, yv), sharding)
-
-    ts = _copy(cached(_create_program, optimizer)(params, state), sharding)
-    monitor = early_stopping.monitor if early_stopping else ("val_loss" if val_data is not None else None)
-    tracker = (early_stopping or EarlyStopping(patience=2**31 - 1, monitor=monitor or "train_loss")).tracker()
+    driver = "step" if source != "arrays" else loops.resolve(loop, model, params, state, x.shape[1:], x.dtype)
+    if source != "arrays" and loop == "scan":
+        raise ValueError("loop='scan' needs (x, y) arrays on the device; streamed batches run with loop='step' "
+                         "(or 'auto')")
+    show = shows_bar(progress) and jax.process_index() == 0
+    config = TrainConfig(batch_size=batch_size, gradients=gradients, drop_last=drop_last, shuffle=shuffle,
+                         augment=augment, mesh=mesh, loop=driver, donate=not callbacks,
+                         progress_every=_progress_every(x.shape[0] if source == "arrays" else None, batch_size)
+                         if show and driver == "scan" else 0, policy=policy, eval_batch_size=eval_batch_size)
+    build = Builder(model, optimizer, penalty)
+    data = ArrayData(*jax.device_put((jnp.asarray(x), jnp.asarray(y)), sharding)) if source == "arrays" else source
+    if val is not None:
+        val = jax.device_put((jnp.asarray(val[0]), jnp.asarray(val[1])), sharding)
+    ts = _create_program(optimizer)(params, state)
+    _check_initial_cost(build, loss, config, ts, x, y)
     keep_best = early_stopping is not None and early_stopping.restore_best
-    best, history, start, stop_reason = None, History(), 0, None
-    if resume:
-        point = ckpt.load(checkpoint_dir, ts, key, (ts.params, ts.state))
-        if point is not None:
-            ts = jax.device_put(point.ts, sharding)
-            best = None if point.best is None else jax.device_put(point.best, sharding)
-            history, start, stop_reason = point.history, point.epoch, point.stop_reason
-            tracker.replay(history)
-    if keep_best and best is None:
-        best = _copy((ts.params, ts.state), sharding)
-
-    run_epoch = cached(_epoch_program, model, loss, optimizer, batch_size, gradients, penalty, drop_last, augment,
-                        mesh)
-    run_eval = cached(_eval_program, model, loss, eval_batch_size) if val_data is not None else None
-    config = {"batch_size": batch_size, "gradients": gradients, "drop_last": drop_last, "epochs": epochs}
-    main = jax.process_index() == 0  # multi-process runs: only process 0 reports and writes checkpoints
-    reporter = Reporter(epochs, min(start, epochs), progress=progress and main, verbose=verbose and main)
-
-    def result(reason, diverged=False):
-        restore = keep_best and not diverged and best is not None and tracker.best_epoch is not None
-        params_out, state_out = best if restore else (ts.params, ts.state)
-        return FitResult(params_out, state_out, ts.opt_state, history, tracker.best_epoch if monitor else None,
-                         reason in ("early_stopping", "callback"), reason, diverged, len(history), ts, start)
-
+    plan = engine.Plan(build=build, loss=loss, config=config, data=data, val=val, lanes=None, hps={}, keys=key, ts=ts,
+                       epochs=epochs, classification=classification, input_shape=tuple(x.shape[1:]),
+                       rule=early_stopping, monitor=monitor, keep_best=keep_best, callbacks=callbacks,
+                       every=checkpoint_every, progress=progress, verbose=verbose, sharding=sharding)
+    directory, resume_point = None, None
     try:
-        epoch = start
-        while stop_reason is None and epoch < epochs:
-            epoch += 1
-            t0 = time.perf_counter()
-            ts, m = run_epoch(ts, x, y, jax.random.fold_in(key, epoch - 1))
-            vm = run_eval(ts.params, ts.state, xv, yv) if run_eval is not None else None
-            m, vm = jax.device_get((m, vm))
-            row = {"epoch": epoch, "train_loss": float(m["loss"])}
-            if classification:
-                row["train_accuracy"] = float(m["accuracy"])
-            if vm is not None:
-                row["val_loss"] = float(vm["loss"])
-                if classification:
-                    row["val_accuracy"] = float(vm["accuracy"])
-            row["time"] = time.perf_counter() - t0
-            if not bool(m["finite"]):
-                bad = int(m["first_bad_step"]) + 1
-                raise TrainingDivergedError(
-                    f"training diverged: the cost or a gradient became NaN/Inf at epoch {epoch}, step {bad} of "
-                    f"{steps} (update {int(ts.step) + 1} overall). Training stopped; err.result holds the last "
-                    f"finite params (after {int(ts.step)} updates) and the history of the {len(history)} completed "
-                    "epochs. Lower the learning rate, clip gradients (optim.clip_by_global_norm), or check the "
-                    "data scale.", result("diverged", diverged=True), epoch, bad)
-            history.append(row)
-            improved, stop = tracker.update(epoch, row.get(tracker.rule.monitor))
-            if improved and keep_best:
-                best = _copy((ts.params, ts.state), sharding)
-            if early_stopping is not None and stop:
-                stop_reason = "early_stopping"
-                reporter.message(f"early stopping at epoch {epoch}: {monitor} has not improved for "
-                                 f"{early_stopping.patience} epochs (best at epoch {tracker.best_epoch})")
-            for callback in callbacks or ():
-                if callback(epoch, dict(row), ts) is True and stop_reason is None:
-                    stop_reason = "callback"
-            reporter.epoch(row)
-            due = epoch % checkpoint_every == 0 or epoch == epochs or stop_reason
-            if checkpoint_dir is not None and main and due:
-                ckpt.save(checkpoint_dir, epoch, ts, key, best if keep_best else None, history,
-                          stop_reason=stop_reason, config=config)
+        if checkpoint_dir is not None:
+            directory = CheckpointDir(checkpoint_dir, resume=resume, overwrite=overwrite,
+                                      writer=jax.process_index() == 0)
+            digest = data_digest(x, y) if source == "arrays" else {"stream": [list(x.shape), str(x.dtype)]}
+            identity = run_identity(model, ts, optimizer, key, digest, {
+                "batch_size": batch_size, "gradients": gradients, "drop_last": drop_last, "shuffle": shuffle,
+                "compute_dtype": None if policy is None else policy.name})
+            plan = plan._replace(checkpoint=directory, identity=identity)
+            found = directory.prepare(identity)
+            if found is not None:
+                resume_point = engine.restore(plan, *found)
+        try:
+            outcome = engine.run(plan, resume_point)
+        except engine.Diverged as err:
+            result = fit_result(err.outcome, keep_best, reason="diverged")
+            raise TrainingDivergedError(
+                f"training diverged: the cost, a gradient or the update became NaN/Inf at epoch {err.epoch}, step "
+                f"{err.step} of {err.steps} (update {int(result.train_state.step) + 1} overall). Training stopped; "
+                f"err.result holds the last finite params (after {int(result.train_state.step)} updates) and the "
+                f"history of the {len(result.history)} completed epochs. Lower the learning rate, clip gradients "
+                "(optim.clip_by_global_norm), or check the data scale.", result, err.epoch, err.step) from None
+        except CheckpointWriteError as err:
+            if err.result is not None:
+                err.result = fit_result(err.result, keep_best)
+            raise
     finally:
-        reporter.close()
-    return result(stop_reason or "completed")
+        if directory is not None:
+            directory.close()
+    return fit_result(outcome, keep_best)
+
+
+def _progress_every(n: int | None, batch_size: int | None) -> int:
+    """How often a scanned epoch reports its steps to the bar: about 50 times per epoch."""
+    if not n or not batch_size:
+        return 0
+    return max(1, (n // batch_size) // 50)
+
+
+_CREATE: dict = {}
+
+
+def _create_program(optimizer):
+    """A jitted TrainState.create for `optimizer` (memoised by identity)."""
+    try:
+        return _CREATE.setdefault(optimizer, jax.jit(lambda p, s: TrainState.create(p, s, optimizer)))
+    except TypeError:  # unhashable optimizer
+        return jax.jit(lambda p, s: TrainState.create(p, s, optimizer))
+
+
+def _check_initial_cost(build, loss, config, ts, x, y) -> None:
+    """The cost must be finite at the initial params on the first examples; else the loss cannot be evaluated on
+    the model's outputs (e.g. binary_cross_entropy on outputs outside (0, 1)) and training would diverge at once."""
+    n = min(int(x.shape[0]), 8)
+    outputs = jax.jit(lambda p, s, xb: build({}).model.forward(p, s, xb, _eval_ctx())[0])(
+        ts.params, ts.state, jnp.asarray(x[:n]))
+    value = float(loss.value(outputs, jnp.asarray(y[:n])))
+    if not np.isfinite(value):
+        low, high = float(jnp.min(outputs)), float(jnp.max(outputs))
+        hint = (" binary_cross_entropy takes probabilities: end the model with Sigmoid, or use sigmoid_cross_entropy on "
+                "logits" if getattr(loss, "name", "") == "binary_cross_entropy" else "")
+        raise ValueError(f"the cost {getattr(loss, 'name', 'loss')} is {value} at the initial params on the first "
+                         f"{n} training examples (model outputs in [{low:.4g}, {high:.4g}]): the loss is undefined on "
+                         f"these outputs.{hint} Check that the loss matches the model's output layer")
+
+
+def _eval_ctx():
+    from jaxnets.core import Ctx
+
+    return Ctx(False, None)

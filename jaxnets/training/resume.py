@@ -1,78 +1,238 @@
-"""Checkpoints of a `fit` run: everything needed to continue it bit for bit.
+"""Checkpoint directories of a training run: one run per directory, nothing lost, nothing mixed up.
 
-One file per checkpointed epoch, `<checkpoint_dir>/ckpt-<epoch>.npz` (`jaxnets.checkpoint` format, atomic
-writes), holding the tree {"train": TrainState, "key": the run's key, "best": (params, state) of the best
-epoch when early stopping restores it} and the metadata {"epoch": epochs completed, "history": ...,
-"stop_reason": None | "early_stopping" | "callback", "has_best": bool, "config": {...}}. The newest
-`KEEP` files are kept, older ones deleted after each save.
+One file per checkpointed epoch, `<dir>/ckpt-<epoch>.npz` (`jaxnets.checkpoint`: atomic, pickle-free),
+holding {"train": TrainState, "key": the run's key(s), "best": (params, state) of the best epoch when kept} and
+the metadata {"epoch", "histories", "trackers", "stop_reasons", "run": the run's identity, "config"}. The newest
+`KEEP` files of the run are kept.
 
-Epoch e (1-based) trains with `fold_in(key, e - 1)`, so a run resumed from the checkpoint of epoch k replays
-epochs k+1, k+2, ... exactly as the uninterrupted run would (same compiled program, same inputs).
+The directory belongs to one run. Its identity is a fingerprint of what decides the trajectory: the model
+(name and the shapes/dtypes of params and state), the optimizer (its state's structure and the updates it makes
+to a fixed probe gradient in two steps, which tells learning rates and momenta apart), the key, the training
+data (shape, dtype and a digest of 256 rows spread over it), and the batch settings. Before training:
+
+- the directory is validated (created if missing; not a file; writable, by writing and removing a probe file)
+  and locked (`flock` on `.jaxnets.lock`, removed when the run ends), so a second fit on it fails at once
+  instead of interleaving (in a multi-process run only process 0 locks and writes; the others only read);
+- checkpoints already there are refused unless `resume=True` (continue them: their identity must equal this
+  run's, else the error names what differs) or `overwrite=True` (they are deleted first).
+
+A write that fails during training raises `CheckpointWriteError` naming the path and the OS error, with the
+trained result attached (`err.result`), so no training is lost.
 """
 from __future__ import annotations
 
+import errno
+import fcntl
+import hashlib
+import math
 import os
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from jaxnets import checkpoint
-from jaxnets.training.history import History
 
 KEEP = 2
+LOCK_NAME = ".jaxnets.lock"
+_PROBE_RTOL = 1e-4
 
 
-class ResumePoint:
-    """What a checkpoint restores: train state, best (params, state) or None, history, epochs completed."""
-
-    def __init__(self, ts, best, history, epoch, stop_reason, path):
-        self.ts, self.best, self.history, self.epoch = ts, best, history, epoch
-        self.stop_reason, self.path = stop_reason, path
+class CheckpointDirError(ValueError):
+    """The checkpoint directory cannot be used for this run (explained in the message)."""
 
 
-def _key_data(key) -> np.ndarray:
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written during training. `path`: the file; `result`: the FitResult (or
+    ensemble result) trained so far, with the last finite state."""
+
+    def __init__(self, message: str, path: str, result=None):
+        super().__init__(message)
+        self.path, self.result = path, result
+
+
+def key_data(key) -> np.ndarray:
     if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
         key = jax.random.key_data(key)
     return np.asarray(key)
 
 
-def save(directory, epoch: int, ts, key, best, history: History, *, stop_reason=None, config=None) -> str:
-    """Write the checkpoint of `epoch` (1-based, epochs completed) and prune old ones; returns its path."""
-    tree = {"train": ts, "key": key}
-    if best is not None:
-        tree["best"] = best
-    metadata = {"epoch": int(epoch), "history": history.to_dict(), "stop_reason": stop_reason,
-                "has_best": best is not None, "config": config or {}}
-    path = checkpoint.save(checkpoint.checkpoint_path(directory, epoch), tree, metadata=metadata)
-    for _, old in checkpoint.list_checkpoints(directory)[:-KEEP]:
+def _shapes(tree) -> list:
+    return [[jax.tree_util.keystr(p), list(np.shape(a)), str(getattr(a, "dtype", np.asarray(a).dtype))]
+            for p, a in jax.tree_util.tree_leaves_with_path(tree)]
+
+
+def data_digest(x, y) -> dict:
+    """shape, dtype and the SHA-256 of 256 rows spread evenly over (x, y)."""
+    n = int(x.shape[0])
+    rows = np.unique(np.linspace(0, n - 1, min(n, 256)).astype(np.int64))
+    digest = hashlib.sha256()
+    for a in (x, y):
+        digest.update(np.ascontiguousarray(np.asarray(jax.device_get(a[rows]))).tobytes())
+    return {"x": [list(x.shape), str(x.dtype)], "y": [list(y.shape), str(y.dtype)], "rows": digest.hexdigest()}
+
+
+def optimizer_probe(optimizer, params) -> list:
+    """Σ|u| per leaf of the first two updates `optimizer` makes to the probe gradient g = 10⁻³ (from its initial
+    state, at `params`): differs when the learning rate, momentum or other hyper-parameters differ."""
+    @jax.jit
+    def probe(p):
+        g = jax.tree_util.tree_map(lambda a: jnp.full_like(a, 1e-3), p)
+        state = optimizer.init(p)
+        out = []
+        for _ in range(2):
+            u, state = optimizer.update(g, state, p)
+            out.append([jnp.sum(jnp.abs(leaf)).astype(jnp.float32) for leaf in jax.tree_util.tree_leaves(u)])
+        return out
+
+    return [[float(v) for v in step] for step in jax.device_get(probe(params))]
+
+
+def run_identity(model, ts, optimizer, keys, data, config: dict) -> dict:
+    """The run's fingerprint (JSON-able): see the module docstring."""
+    return {"model": model.name, "params": _shapes(ts.params), "state": _shapes(ts.state),
+            "opt_state": _shapes(ts.opt_state), "optimizer_probe": optimizer_probe(optimizer, ts.params),
+            "key": key_data(keys).tolist(), "data": data, "config": config}
+
+
+def _close(a, b) -> bool:
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_close(u, v) for u, v in zip(a, b))
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=_PROBE_RTOL, abs_tol=1e-30)
+    return a == b
+
+
+_WHAT = {"model": "model", "params": "model (its parameter shapes)", "state": "model (its layer state)",
+         "opt_state": "optimizer (its state)", "optimizer_probe": "optimizer hyper-parameters (learning rate, "
+         "momentum, ...)", "key": "key (CLI: --seed)", "data": "training data", "config": "batch settings"}
+
+
+def differences(saved: dict, current: dict) -> list[str]:
+    """What differs between a saved run identity and this run's."""
+    return [f"{_WHAT.get(k, k)}" + (f" {saved.get(k)!r} vs {current.get(k)!r}" if k == "config" else "")
+            for k in current if not _close(saved.get(k), current[k])]
+
+
+class CheckpointDir:
+    """A validated, locked checkpoint directory for one run (see the module docstring)."""
+
+    def __init__(self, directory, *, resume: bool, overwrite: bool, writer: bool = True):
+        """writer=False (the other processes of a multi-process run): only read the checkpoints to resume from;
+        no lock, no writes, no deletions (process 0 does those)."""
+        self.directory = os.fspath(directory)
+        if resume and overwrite:
+            raise ValueError("resume=True and overwrite=True contradict each other: resume continues the "
+                             "checkpoints in checkpoint_dir, overwrite deletes them; pass one")
+        self.resume, self.overwrite, self.writer = resume, overwrite, writer
+        self._lock = None
+        if writer:
+            self._validate()
+            self._lock = self._take_lock()
+        self.written: list[str] = []
+
+    def _validate(self) -> None:
+        d = self.directory
+        if os.path.lexists(d) and not os.path.isdir(d):
+            raise CheckpointDirError(f"checkpoint_dir {d!r} exists and is not a directory; pass a directory path "
+                                     "(it is created if missing)")
         try:
-            os.remove(old)
-        except FileNotFoundError:
-            pass
-    return path
+            os.makedirs(d, exist_ok=True)
+        except OSError as err:
+            raise CheckpointDirError(f"checkpoint_dir {d!r} cannot be created: {err.strerror or err}; pass a "
+                                     "writable directory") from err
+        probe = os.path.join(d, f".jaxnets-write-test-{os.getpid()}")
+        try:
+            with open(probe, "wb") as f:
+                f.write(b"\0" * 4096)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as err:
+            raise CheckpointDirError(f"checkpoint_dir {d!r} is not writable: {err.strerror or err} (errno "
+                                     f"{errno.errorcode.get(err.errno, err.errno)}); pass a writable directory with "
+                                     "free space") from err
+        finally:
+            try:
+                os.unlink(probe)
+            except OSError:
+                pass
 
+    def _take_lock(self):
+        path = os.path.join(self.directory, LOCK_NAME)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 64).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise CheckpointDirError(f"checkpoint_dir {self.directory!r} is in use by another training run "
+                                     f"(pid {holder}); wait for it to finish or pass another directory") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        return fd
 
-def load(directory, ts_like, key, best_like) -> ResumePoint | None:
-    """The latest checkpoint in `directory` restored onto the structure of `ts_like` (None if there is none).
+    def close(self) -> None:
+        """Release the directory: the lock file is removed, then unlocked."""
+        if self._lock is not None:
+            try:
+                os.unlink(os.path.join(self.directory, LOCK_NAME))
+            except OSError:
+                pass
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+            os.close(self._lock)
+            self._lock = None
 
-    Raises ValueError when the checkpoint belongs to a run with a different key, and CheckpointError (a
-    ValueError) when its params/optimizer state do not match this model and optimizer.
-    """
-    path = checkpoint.latest(directory)
-    if path is None:
-        return None
-    meta = checkpoint.load_metadata(path)
-    like = {"train": ts_like, "key": key}
-    if meta.get("has_best"):
-        like["best"] = best_like
-    try:
-        tree = checkpoint.load(path, like=like)
-    except checkpoint.CheckpointError as err:
-        raise checkpoint.CheckpointError(
-            f"cannot resume from {path}: {err}. The checkpoint was written by a different model or optimizer; "
-            "use a fresh checkpoint_dir or resume=False") from err
-    if not np.array_equal(_key_data(tree["key"]), _key_data(key)):
-        raise ValueError(f"cannot resume from {path}: it was written by a run with a different key; pass the "
-                         "same key (CLI: --seed) to continue it, or use resume=False / a fresh checkpoint_dir")
-    return ResumePoint(tree["train"], tree.get("best"), History.from_dict(meta["history"]), int(meta["epoch"]),
-                       meta.get("stop_reason"), path)
+    def existing(self) -> list:
+        return checkpoint.list_checkpoints(self.directory)
+
+    def prepare(self, run_identity: dict):
+        """Apply the rules for checkpoints already in the directory; returns (path, tree-less metadata) of the
+        checkpoint to resume from, or None."""
+        found = self.existing()
+        if not found:
+            return None
+        if self.overwrite:
+            if self.writer:
+                for _, path in found:
+                    os.remove(path)
+            return None
+        epochs = [e for e, _ in found]
+        if not self.resume:
+            raise CheckpointDirError(
+                f"checkpoint_dir {self.directory!r} already holds checkpoints of a run (epochs {epochs}); pass "
+                "resume=True to continue that run, overwrite=True to delete them and start afresh, or another "
+                "directory")
+        path = found[-1][1]
+        meta = checkpoint.load_metadata(path)
+        saved = meta.get("run")
+        if not isinstance(saved, dict):
+            raise CheckpointDirError(f"cannot resume from {path}: it records no run identity (written by another "
+                                     "program or an older jaxnets); pass overwrite=True or another directory")
+        diff = differences(saved, run_identity)
+        if diff:
+            raise CheckpointDirError(f"cannot resume from {path}: it was written by a different run (different "
+                                     f"{'; '.join(diff)}); pass the same arguments to continue it, overwrite=True "
+                                     "to replace it, or another directory")
+        return path, meta
+
+    def save(self, epoch: int, tree, metadata: dict, result_so_far) -> str:
+        """Write the checkpoint of `epoch` and prune this run's older ones (keeping the newest KEEP)."""
+        path = checkpoint.checkpoint_path(self.directory, epoch)
+        try:
+            checkpoint.save(path, tree, metadata=metadata)
+        except OSError as err:
+            raise CheckpointWriteError(
+                f"writing the checkpoint {path} failed after epoch {epoch}: {err.strerror or err} (errno "
+                f"{errno.errorcode.get(err.errno, err.errno)}). Training stopped; err.result holds the trained state "
+                "of that epoch; free space or pass another checkpoint_dir, then resume from the last checkpoint",
+                path, result_so_far() if result_so_far else None) from err
+        if path not in self.written:
+            self.written.append(path)
+        owned = [p for _, p in self.existing()]
+        for old in owned[:-KEEP]:
+            if old != path:
+                try:
+                    os.remove(old)
+                except FileNotFoundError:
+                    pass
+        return path

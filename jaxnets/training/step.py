@@ -1,30 +1,33 @@
-"""One optimizer step as a pure function: `make_step(...) -> step(ts, xb, yb, key) -> (ts, metrics)`.
+"""One optimizer step as a pure function, with the divergence guard.
 
     step = make_step(model, loss, optimizer, gradients="manual", penalty=None)
     ts, m = jax.jit(step)(ts, xb, yb, key)     # m = {"loss", "correct", "finite"}
 
-The gradient comes from `jaxnets.gradients.get(gradients)` (hand-written backprop or `jax.grad`), the update
-from any optax-protocol `GradientTransformation` (jaxnets.optim or optax). The forward pass runs in training
-mode, `Ctx(train=True, key=key)`, so dropout draws its masks from `key` and BatchNorm updates its statistics
-in the returned `ts.state`.
+The gradient comes from `jaxnets.gradients` (hand-written backprop or `jax.grad`, optionally mixed precision), the
+update from any optax-protocol `GradientTransformation` (jaxnets.optim or optax). The forward pass runs in
+training mode, `Ctx(train=True, key=key)`, so dropout draws its masks from `key` and BatchNorm updates its
+statistics in the returned `ts.state`. An optimizer whose `update` takes `value=` (optax's value-aware
+transformations, e.g. `optax.contrib.reduce_on_plateau`) receives the batch cost.
 
-Non-finite guard: when the cost (penalty included) or any gradient entry is NaN/Inf the step is *not
-applied*: params, layer state, optimizer state and `ts.step` come back unchanged and `metrics["finite"]` is
-False. The update sits in a `lax.cond`, so a skipped step computes nothing extra; under `vmap` the cond
-becomes a per-lane select.
+Divergence guard: the step is *not applied* — params, layer state, optimizer state and `ts.step` come back
+unchanged and `metrics["finite"]` is False — when the cost (penalty included) or any gradient entry is NaN/Inf,
+or when the update itself would make a param or the optimizer state non-finite (an infinite learning rate, a
+schedule returning NaN, an overflow). So the carried state is always the last finite one. The update runs
+inside `lax.cond` (a skipped step computes nothing more); under `vmap` the conds become per-lane selects.
 
-metrics: "loss" the batch-mean data cost (float32; the penalty excluded, so it compares with validation
-loss), "correct" the number of examples classified right (int32; argmax of the outputs vs the integer label or
-the argmax of a one-hot target; with one output unit, output > 0 for logit losses, > 0.5 otherwise; the count
-is meaningless for regression targets and `fit` does not report it there), "finite" a bool scalar.
+metrics: "loss" the batch-mean data cost (float32; the penalty excluded, so it compares with validation loss),
+"correct" the number of examples classified right (int32; see `count_correct`), "finite" a bool scalar.
 """
 from __future__ import annotations
+
+import inspect
 
 import jax
 import jax.numpy as jnp
 
 from jaxnets import gradients as gradient_sources
 from jaxnets.core import Ctx, Layer
+from jaxnets.training.config import Builder, TrainConfig
 from jaxnets.training.state import TrainState
 
 
@@ -43,7 +46,7 @@ def _with_outputs(model: Layer) -> Layer:
 def count_correct(outputs: jax.Array, targets: jax.Array, loss=None) -> jax.Array:
     """Number of rows of `outputs` (m, k) whose predicted class matches `targets` (int labels (m,) or dense
     (m, k) one-hot rows); int32 scalar. With k = 1 the prediction is output > threshold (0 for a loss on
-    logits, 0.5 otherwise) and the target class is label (int) or target > 0.5 (dense)."""
+    logits, `loss.on_logits`, 0.5 otherwise) and the target class is label (int) or target > 0.5 (dense)."""
     threshold = 0.0 if getattr(loss, "on_logits", False) else 0.5
     integer = jnp.issubdtype(targets.dtype, jnp.integer)
     if outputs.shape[-1] == 1:
@@ -75,55 +78,74 @@ def _apply_updates(params, updates):
     return jax.tree_util.tree_map(lambda p, u: (p + u).astype(p.dtype), params, updates)
 
 
-def guarded_step(model: Layer, loss, optimizer, *, gradients: str = "manual", penalty=None, mesh=None):
-    """The step with an extra argument: `step(ts, xb, yb, key, active) -> (ts, metrics)`; the update is
-    applied only where `active & finite` (a traced bool). `make_epoch` uses it to freeze training after the
-    first non-finite step."""
-    grad_fn = gradient_sources.get(gradients)(_with_outputs(model), loss, penalty)
-    if mesh is not None:
+def takes_value(optimizer) -> bool:
+    """Whether `optimizer.update` accepts `value=` (a keyword named so, or **kwargs as every optax alias has)."""
+    try:
+        parameters = inspect.signature(optimizer.update).parameters.values()
+    except (TypeError, ValueError, AttributeError):
+        return False
+    return any(p.kind is p.VAR_KEYWORD or (p.name == "value" and p.kind is not p.POSITIONAL_ONLY) for p in parameters)
+
+
+def train_step(build: Builder, loss, config: TrainConfig):
+    """The step of the training engine: `step(ts, hp, xb, yb, key, active) -> (ts, metrics)`, where `build(hp)`
+    gives the model, optimizer and penalty (hp: the lane's hyper-parameters, {} for a single fit) and the update
+    is applied only where `active` (a traced bool) and everything is finite."""
+    if config.mesh is not None:
         from jaxnets.parallel import batch_sharding
 
-        sharding = batch_sharding(mesh)
+        sharding = batch_sharding(config.mesh)
 
-    def step(ts: TrainState, xb, yb, key, active):
-        if mesh is not None:
+    def step(ts: TrainState, hp, xb, yb, key, active):
+        spec = build(hp)
+        grad_fn = gradient_sources.get(config.gradients)(_with_outputs(spec.model), loss, spec.penalty,
+                                                          policy=config.policy)
+        if config.mesh is not None:
             xb = jax.lax.with_sharding_constraint(xb, sharding)
             yb = jax.lax.with_sharding_constraint(yb, sharding)
         (value, (new_state, outputs)), grads = grad_fn(ts.params, (ts.state, None), xb, yb, Ctx(True, key))
         finite = jnp.isfinite(value) & all_finite(grads)
-        ok = finite & active
+        extra = {"value": value} if takes_value(spec.optimizer) else {}
 
-        def apply_update(ts):
-            updates, new_opt_state = optimizer.update(grads, ts.opt_state, ts.params)
-            return TrainState(_apply_updates(ts.params, updates), _cast_like(new_state, ts.state),
-                              _cast_like(new_opt_state, ts.opt_state), ts.step + 1)
+        def attempt(ts):
+            updates, opt_state = spec.optimizer.update(grads, ts.opt_state, ts.params, **extra)
+            new = TrainState(_apply_updates(ts.params, updates), _cast_like(new_state, ts.state),
+                             _cast_like(opt_state, ts.opt_state), ts.step + 1)
+            good = all_finite((new.params, new.state, new.opt_state))
+            return jax.lax.cond(good, lambda: new, lambda: ts), good
 
-        # A skipped step leaves everything as it was. `lax.cond` runs only the taken branch (no second copy
-        # of params and optimizer state is kept alive); under `vmap` it becomes a per-lane select.
-        new_ts = jax.lax.cond(ok, apply_update, lambda ts: ts, ts)
+        # A skipped step leaves everything as it was. `lax.cond` runs only the taken branch; under `vmap` it
+        # becomes a per-lane select.
+        new_ts, applied = jax.lax.cond(finite & active, attempt, lambda ts: (ts, jnp.bool_(False)), ts)
         metrics = {
-            "loss": loss.value(outputs, yb).astype(jnp.float32),
+            "loss": loss.value(outputs.astype(jnp.promote_types(outputs.dtype, jnp.float32)), yb).astype(jnp.float32),
             "correct": count_correct(outputs, yb, loss),
-            "finite": finite,
+            "finite": finite & (applied | ~active),
         }
         return new_ts, metrics
 
     return step
 
 
-def make_step(model: Layer, loss, optimizer, *, gradients: str = "manual", penalty=None, mesh=None):
+def make_step(model: Layer, loss, optimizer, *, gradients: str = "manual", penalty=None, mesh=None,
+              compute_dtype=None):
     """A pure training step `step(ts, xb, yb, key) -> (ts, metrics)` (see the module docstring).
 
     model: a `jaxnets.core.Layer`; loss: a `jaxnets.losses.Loss`; optimizer: a GradientTransformation
     (jaxnets.optim or optax, possibly built from traced hyper-parameters inside a vmapped function);
     gradients: "manual" or "autodiff"; penalty: a `jaxnets.losses.Penalty` or None; mesh: a
-    `jax.sharding.Mesh` (the batch is constrained to `jaxnets.parallel.batch_sharding(mesh)`) or None.
+    `jax.sharding.Mesh` (the batch is constrained to `jaxnets.parallel.batch_sharding(mesh)`) or None;
+    compute_dtype: mixed precision (e.g. jnp.bfloat16) or None.
     xb: (m, ...) inputs; yb: (m,) int labels or (m, k) targets; key: a PRNG key (or None) for the layers.
     Not jitted: wrap it in `jax.jit` (donate `ts`), `jax.vmap` or `lax.scan` as needed.
     """
-    inner = guarded_step(model, loss, optimizer, gradients=gradients, penalty=penalty, mesh=mesh)
+    from jaxnets.training.config import Policy
+
+    policy = None if compute_dtype is None else Policy(compute_dtype)
+    inner = train_step(Builder(model, optimizer, penalty), loss,
+                       TrainConfig(batch_size=None, gradients=gradients, mesh=mesh, policy=policy))
 
     def step(ts: TrainState, xb, yb, key):
-        return inner(ts, xb, yb, key, jnp.bool_(True))
+        return inner(ts, {}, xb, yb, key, jnp.bool_(True))
 
     return step

@@ -1,15 +1,17 @@
-"""Host-side checks run before anything is compiled: each failure is a ValueError/TypeError naming the
-problem and the fix."""
+"""Host-side checks run before anything is compiled: each failure is a ValueError/TypeError that names the
+argument, the problem and the fix. Shared by `fit`, `evaluate`, `predict`, ensembles and sweeps."""
 from __future__ import annotations
 
 import functools
+import math
+import numbers
+import warnings
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxnets.core import Ctx
-from jaxnets.training._cache import cached
+from jaxnets.core import Ctx, Layer
 
 GRADIENT_SOURCES = ("manual", "autodiff")
 
@@ -30,10 +32,120 @@ def check_gradients(gradients) -> str:
     return gradients
 
 
+def check_key(key, name: str = "key") -> jax.Array:
+    """One PRNG key: a typed key (jax.random.key) or a raw uint32 key (jax.random.PRNGKey)."""
+    ok = isinstance(key, jax.Array) and (
+        (jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key) and key.ndim == 0)
+        or (key.dtype == jnp.uint32 and key.shape == (2,)))
+    if not ok:
+        raise TypeError(f"{name} must be one JAX PRNG key (jax.random.key(0) or jax.random.PRNGKey(0)), got "
+                        f"{type(key).__name__}{'' if not hasattr(key, 'shape') else f' of shape {key.shape}'}")
+    return key
+
+
+def check_model(model, where: str) -> Layer:
+    if not isinstance(model, Layer):
+        hint = " (did you pass a layer constructor without calling it, e.g. Dense instead of Dense(10)?)" \
+            if callable(model) else ""
+        raise TypeError(f"{where}: model must be a jaxnets Layer (e.g. serial(Dense(30), Sigmoid, Dense(10))), got "
+                        f"{type(model).__name__}{hint}")
+    return model
+
+
+def check_loss(loss, where: str):
+    """A `jaxnets.losses.Loss`, or a loss given by name."""
+    from jaxnets import losses
+
+    if isinstance(loss, str):
+        return losses.get(loss)
+    if not (isinstance(loss, tuple) and callable(getattr(loss, "value", None)) and callable(getattr(loss, "grad", None))):
+        raise TypeError(f"{where}: loss must be a jaxnets Loss (value and grad), e.g. losses.softmax_cross_entropy, "
+                        f"or its name (one of {sorted(losses.LOSSES)}); got {type(loss).__name__}. The order is "
+                        "model, loss, then params/optimizer, then data")
+    return loss
+
+
+def check_optimizer(optimizer, where: str = "fit"):
+    """An optax-protocol GradientTransformation (a pair of functions init, update), or an optimizer by name."""
+    from jaxnets import optim
+
+    if isinstance(optimizer, str):
+        return optim.get(optimizer)
+    if callable(optimizer) and not isinstance(optimizer, tuple):
+        name = getattr(optimizer, "__name__", type(optimizer).__name__)
+        raise TypeError(f"{where}: optimizer is the function {name!r}, not a gradient transformation; call it, e.g. "
+                        f"{name}(1e-3) (or pass its name as a string for its default learning rate)")
+    if not (isinstance(optimizer, tuple) and len(optimizer) == 2 and all(callable(f) for f in optimizer)):
+        raise TypeError(f"{where}: optimizer must be an optax-protocol GradientTransformation (init, update), e.g. "
+                        f"jaxnets.optim.sgd(0.1) or optax.adam(1e-3), or a name ({', '.join(optim.NAMES)}); got "
+                        f"{type(optimizer).__name__}")
+    return optimizer
+
+
+def check_mesh(mesh):
+    if mesh is None:
+        return None
+    from jax.sharding import Mesh
+
+    if not isinstance(mesh, Mesh):
+        raise TypeError(f"mesh must be a jax.sharding.Mesh, e.g. jaxnets.parallel.make_mesh(), or None; got "
+                        f"{type(mesh).__name__} {mesh!r}")
+    return mesh
+
+
+def check_callable(fn, name: str, signature: str):
+    if fn is not None and not callable(fn):
+        raise TypeError(f"{name} must be a function {signature} or None, got {type(fn).__name__} {fn!r}")
+    return fn
+
+
+def check_callbacks(callbacks) -> tuple:
+    if callbacks is None:
+        return ()
+    if callable(callbacks):
+        callbacks = (callbacks,)
+    if not isinstance(callbacks, (list, tuple)):
+        raise TypeError(f"callbacks must be a list of functions fn(epoch, row, train_state), got "
+                        f"{type(callbacks).__name__}")
+    for i, cb in enumerate(callbacks):
+        if not callable(cb):
+            raise TypeError(f"callbacks[{i}] is {type(cb).__name__} {cb!r}, not a function fn(epoch, row, train_state)")
+    return tuple(callbacks)
+
+
+def check_number(value, name: str, *, low=None, high=None, low_open=False, high_open=False, allow_none=False):
+    """A finite real number in the given range (bool refused), else ValueError naming `name`."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    if low is not None and (value < low or (low_open and value == low)):
+        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value!r}")
+    if high is not None and (value > high or (high_open and value == high)):
+        raise ValueError(f"{name} must be {'<' if high_open else '<='} {high}, got {value!r}")
+    return value
+
+
 def _all_finite(a) -> bool:
     if isinstance(a, jax.Array):
         return bool(jnp.all(jnp.isfinite(a)))
     return bool(np.all(np.isfinite(a)))
+
+
+def check_inputs(x, name: str):
+    """`x` as an array with a batch axis, floating point, finite, non-empty."""
+    if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+        x = np.asarray(x)
+    if x.ndim < 2:
+        raise ValueError(f"{name}: x has shape {tuple(x.shape)} but needs a batch axis and feature axes, "
+                         "e.g. (N, D); reshape it, e.g. x[:, None] for one feature")
+    if x.shape[0] == 0:
+        raise ValueError(f"{name} is empty (x has shape {tuple(x.shape)}); pass at least one example")
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        raise TypeError(f"{name}: x has dtype {x.dtype}; convert inputs to floating point, e.g. x.astype('float32')")
+    if not _all_finite(x):
+        raise ValueError(f"{name}: x contains NaN or infinite values; clean or impute the data before training")
+    return x
 
 
 def check_arrays(data, name: str):
@@ -42,27 +154,26 @@ def check_arrays(data, name: str):
         raise TypeError(f"{name} must be an (x, y) tuple of arrays, got {type(data).__name__}; "
                         f"pass {name}=(x, y)")
     x, y = data
-    if not hasattr(x, "shape") or not hasattr(x, "dtype"):
-        x = np.asarray(x)
+    x = check_inputs(x, name)
     if not hasattr(y, "shape") or not hasattr(y, "dtype"):
         y = np.asarray(y)
-    if x.ndim < 2:
-        raise ValueError(f"{name}: x has shape {tuple(x.shape)} but needs a batch axis and feature axes, "
-                         "e.g. (N, D); reshape it, e.g. x[:, None] for one feature")
-    if x.shape[0] == 0:
-        raise ValueError(f"{name} is empty (x has shape {tuple(x.shape)}); pass at least one example")
     if y.ndim == 0 or y.shape[0] != x.shape[0]:
         raise ValueError(f"{name}: x has {x.shape[0]} examples but y has shape {tuple(y.shape)}; "
                          "x and y need the same leading length")
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-        raise TypeError(f"{name}: x has dtype {x.dtype}; convert inputs to floating point, e.g. x.astype('float32')")
-    if not _all_finite(x):
-        raise ValueError(f"{name}: x contains NaN or infinite values; clean or impute the data before training")
     if jnp.issubdtype(y.dtype, jnp.floating) and not _all_finite(y):
         raise ValueError(f"{name}: y contains NaN or infinite values; clean the targets before training")
     if not (jnp.issubdtype(y.dtype, jnp.floating) or jnp.issubdtype(y.dtype, jnp.integer)):
         raise TypeError(f"{name}: y has dtype {y.dtype}; use integer class labels or float targets")
     return x, y
+
+
+def warn_if_channels_first(x, name: str) -> None:
+    """Image batches are NHWC; a (N, C, H, W) batch with few channels first is most likely NCHW."""
+    if getattr(x, "ndim", 0) == 4 and x.shape[1] in (1, 2, 3, 4) and x.shape[3] > 4 and x.shape[2] > 4:
+        warnings.warn(f"{name}: images of shape {tuple(x.shape)} look channels-first (NCHW, {x.shape[1]} channel(s) "
+                      f"of {x.shape[2]}x{x.shape[3]}); jaxnets images are NHWC (batch, height, width, channels), so "
+                      f"this trains on {x.shape[1]}x{x.shape[2]} images with {x.shape[3]} channels. Transpose with "
+                      "x.transpose(0, 2, 3, 1) if that is not what you mean", UserWarning, stacklevel=3)
 
 
 def output_shape(model, params, state, x) -> tuple:
@@ -72,7 +183,7 @@ def output_shape(model, params, state, x) -> tuple:
 
     try:
         out = jax.eval_shape(run, params, state, jax.ShapeDtypeStruct((1,) + tuple(x.shape[1:]), x.dtype))
-    except (ValueError, TypeError, IndexError) as err:
+    except (ValueError, TypeError, IndexError, KeyError) as err:
         raise ValueError(f"the model cannot take inputs of per-example shape {tuple(x.shape[1:])}: {err}") from err
     return tuple(out.shape[1:])
 
@@ -86,11 +197,61 @@ def init_params(model, key, x):
     """`model.init(key, x.shape[1:])` with a clear error when the data does not fit the model."""
     shape = tuple(x.shape[1:])
     try:
-        params, state = cached(_init_program, model, shape)(key)  # one compiled program, not op by op
+        try:
+            program = _init_program(model, shape)
+        except TypeError as err:
+            if "unhashable" not in str(err):
+                raise
+            program = _init_program.__wrapped__(model, shape)
+        params, state = program(key)  # one compiled program, not op by op
     except (ValueError, TypeError, IndexError) as err:
         raise ValueError(f"cannot initialise the model for inputs of per-example shape {tuple(x.shape[1:])}: "
                          f"{err}") from err
     return params, state
+
+
+def _path(path) -> str:
+    return jax.tree_util.keystr(path) or "<root>"
+
+
+def check_params_like(model, params, state, input_shape, where: str) -> None:
+    """Given params/state must have the structure, shapes and float dtypes `model.init` gives, and finite values."""
+    _, p0, s0 = jax.eval_shape(lambda k: model.init(k, tuple(input_shape)), jax.random.key(0))
+    for what, tree, ref in (("params", params, p0), ("state", state, s0)):
+        got = jax.tree_util.tree_structure(tree)
+        want = jax.tree_util.tree_structure(ref)
+        if got != want:
+            have = {_path(p) for p, _ in jax.tree_util.tree_leaves_with_path(tree)}
+            need = {_path(p) for p, _ in jax.tree_util.tree_leaves_with_path(ref)}
+            missing, extra = sorted(need - have), sorted(have - need)
+            detail = (f"missing {missing[:3]}" if missing else "") + (", " if missing and extra else "") + \
+                (f"unexpected {extra[:3]}" if extra else "")
+            raise ValueError(f"{where}: the given {what} do not have the structure of {model.name}'s {what} "
+                             f"({detail or f'{got} vs {want}'}); pass the {what} returned by this model's init")
+        for (path, leaf), r in zip(jax.tree_util.tree_leaves_with_path(tree), jax.tree_util.tree_leaves(ref)):
+            shape = tuple(np.shape(leaf))
+            if shape != tuple(r.shape):
+                raise ValueError(f"{where}: {what}{_path(path)} has shape {shape} but {model.name} expects "
+                                 f"{tuple(r.shape)} for inputs of per-example shape {tuple(input_shape)}")
+            dtype = np.asarray(leaf).dtype if not hasattr(leaf, "dtype") else leaf.dtype
+            if jnp.issubdtype(r.dtype, jnp.floating) and not jnp.issubdtype(dtype, jnp.floating):
+                raise TypeError(f"{where}: {what}{_path(path)} has dtype {dtype}; params must be floating point "
+                                f"(cast with jax.tree_util.tree_map(lambda a: a.astype('float32'), {what}))")
+            if jnp.issubdtype(dtype, jnp.floating) and not _all_finite(leaf):
+                raise ValueError(f"{where}: {what}{_path(path)} contains NaN or infinite values; start from finite "
+                                 "params (e.g. the model's init, or the last good params of a diverged run)")
+
+
+def check_model_params(model, params, state, where: str) -> None:
+    """Light checks for evaluate/predict: a Layer, and float, finite params."""
+    check_model(model, where)
+    for what, tree in (("params", params), ("state", state)):
+        for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+            dtype = getattr(leaf, "dtype", np.asarray(leaf).dtype)
+            if what == "params" and not jnp.issubdtype(dtype, jnp.floating):
+                raise TypeError(f"{where}: params{_path(path)} has dtype {dtype}; params must be floating point")
+            if jnp.issubdtype(dtype, jnp.floating) and not _all_finite(leaf):
+                raise ValueError(f"{where}: {what}{_path(path)} contains NaN or infinite values")
 
 
 def _host(a):
@@ -109,8 +270,9 @@ def is_classification(y, out_shape) -> bool:
     return bool(binary and (yh.shape[1] == 1 or np.all(yh.sum(axis=1) == 1)))
 
 
-def check_targets(y, out_shape, name: str) -> None:
-    """Targets must be integer labels in [0, classes) (shape (N,)) or dense targets of the output shape."""
+def check_targets(y, out_shape, name: str, loss=None) -> None:
+    """Targets must be integer labels in [0, classes) (shape (N,)) or dense targets of the output shape, and make
+    sense for the loss (`loss.check`: e.g. softmax over one unit, BCE targets outside [0, 1])."""
     n_out = out_shape[-1] if out_shape else 1
     if jnp.issubdtype(y.dtype, jnp.integer):
         if y.ndim != 1:
@@ -124,13 +286,17 @@ def check_targets(y, out_shape, name: str) -> None:
                 f"{name}: labels span [{lo}, {hi}] but the model has {n_out} output unit(s), so labels must lie in "
                 f"[0, {top}]; give the last layer one unit per class or fix the labels"
             )
-        return
-    if tuple(y.shape[1:]) != tuple(out_shape):
+    elif tuple(y.shape[1:]) != tuple(out_shape):
         hint = " (use y[:, None])" if y.ndim == 1 and tuple(out_shape) == (1,) else ""
         raise ValueError(
             f"{name}: targets of per-example shape {tuple(y.shape[1:])} do not match the model's output shape "
             f"{tuple(out_shape)}{hint}; pass integer labels (N,) or float targets (N,) + output shape"
         )
+    if loss is not None and getattr(loss, "check", None) is not None:
+        try:
+            loss.check(tuple(out_shape), _host(y))
+        except ValueError as err:
+            raise ValueError(f"{name}: {err}") from None
 
 
 def check_same_features(x_train, x_val) -> None:

@@ -14,12 +14,12 @@
 
 `model`, `optimizer` and `penalty` are each either the object itself or a function `hp -> object` called
 inside the traced program with `hp` = the configuration: numeric entries are 0-d arrays (so use `jnp` ops,
-not Python `if`, on them), structural entries the Python values. A numeric dropout rate needs
-`jaxnets.experiment.TracedDropout` (jaxnets.layers.Dropout wants a Python float); an init scale works as
+not Python `if`, on them), structural entries the Python values. A numeric dropout rate works as
+`Dropout(hp["dropout"])` (a traced rate is taken as given); an init scale as
 `Dense(n, w_init=lambda k, s, d=None: hp["scale"] * nielsen_normal(k, s, d))`.
 
-All configurations of one structural group train in lanes of one `jit(vmap(epoch))` program (see
-`jaxnets.experiment._lanes`), each with its own early stopping and best-epoch params kept inside the program.
+All configurations of one structural group train as lanes of the training engine (one vmapped program, see
+`jaxnets.training.lanes`), each with its own early stopping and best-epoch params.
 Every lane starts from the same key — the same initial weights and data order, so configurations differ
 only by their hyper-parameters — unless the search has an int axis "seed": configuration i then uses
 `fold_in(key, seed_i)`. Structural axes (non-numeric values, or names in `static=`) loop over programs.
@@ -32,11 +32,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxnets.experiment import _common
-from jaxnets.experiment import space as spaces
-from jaxnets.experiment._lanes import builder, probe_output_shape, train_lanes
-from jaxnets.experiment.results import SweepResult
+from jaxnets.sweeps import space as spaces
+from jaxnets.sweeps.results import SweepResult
+from jaxnets.training import lanes, loops, validate
+from jaxnets.training.config import Builder, TrainConfig
 from jaxnets.training.evaluation import DEFAULT_CHUNK
+from jaxnets.training.fit import policy_of
 
 
 def _lane_keys(key, configs):
@@ -51,67 +52,61 @@ def _lane_keys(key, configs):
 def run_configs(configs, model, loss, optimizer, train_data, *, epochs, batch_size, key, val_data=None,
                 penalty=None, gradients="manual", early_stopping=None, monitor=None, static=(), chunk_size=None,
                 progress=True, verbose=False, drop_last=False, augment=None, eval_batch_size=DEFAULT_CHUNK,
-                desc="sweep") -> SweepResult:
+                loop="auto", compute_dtype=None, desc="sweep") -> SweepResult:
     """Train every configuration (a list of dicts) and collect a `SweepResult`: the code path shared by
     `grid_search` and `random_search` (see the module docstring for the arguments)."""
-    epochs, batch_size = _common.common_checks(gradients, epochs, batch_size)
-    _common.check_key(key)
+    loss = validate.check_loss(loss, "grid_search/random_search(model, loss, optimizer, train_data)")
+    validate.check_gradients(gradients)
+    epochs = validate.positive_int(epochs, "epochs")
+    batch_size = validate.positive_int(batch_size, "batch_size")
+    validate.check_key(key)
+    validate.check_callable(augment, "augment", "fn(key, xb) -> xb")
     if isinstance(static, str):
         static = (static,)
     numeric, structural = spaces.split_axes(configs, static)
     groups = spaces.group_by_structure(configs, structural)
     t0 = time.perf_counter()
-    first_build = builder(model, optimizer, penalty, groups[0][0])
+    first = Builder(model, optimizer, penalty, tuple(groups[0][0].items()))
     hp0 = {n: v[0] for n, v in spaces.numeric_arrays([configs[0]], numeric).items()}
-
-    def out_shape(x):
-        try:
-            return probe_output_shape(first_build, hp0, key, x)
-        except (ValueError, TypeError, IndexError, jax.errors.ConcretizationTypeError) as err:
-            raise ValueError(
-                f"building the model/optimizer/penalty for configuration {configs[0]} failed: {err}\nNumeric "
-                f"hyper-parameters ({numeric}) arrive as traced arrays; if one of them must be a Python value "
-                "(a layer size, a flag), list it in static=(...) to loop over it instead") from err
-
-    x, y, xv, yv, classification = _common.check_data(train_data, val_data, batch_size, out_shape)
-    monitor, patience, min_delta = _common.resolve_stopping(early_stopping, xv is not None, classification,
-                                                            default_monitor=monitor)
-    histories, rows, stored = [None] * len(configs), [None] * len(configs), []
+    x, y, val, classification, shape = lanes.check_data(first, hp0, key, loss, train_data, val_data, batch_size)
+    monitor, rule = lanes.resolve_stopping(early_stopping, val is not None, classification, default_monitor=monitor)
+    rows, histories, outcomes = [None] * len(configs), [None] * len(configs), []
+    policy = policy_of(compute_dtype, None)
     for static_values, indices in groups:
+        build = Builder(model, optimizer, penalty, tuple(static_values.items()))
+        spec = build({n: v[0] for n, v in spaces.numeric_arrays([configs[indices[0]]], numeric).items()})
+        params, state = jax.eval_shape(lambda k: spec.model.init(k, shape)[1:], key)
+        config = TrainConfig(batch_size=batch_size, gradients=gradients, drop_last=drop_last, augment=augment,
+                             loop=loops.resolve(loop, spec.model, params, state, shape, x.dtype), policy=policy,
+                             eval_batch_size=eval_batch_size)
         hps = spaces.numeric_arrays([configs[i] for i in indices], numeric)
-        keys = _lane_keys(key, [configs[i] for i in indices])
-        out = train_lanes(model, optimizer, penalty, static_values, hps, keys, loss, x, y, xv, yv, epochs=epochs,
-                          batch_size=batch_size, gradients=gradients, monitor=monitor, patience=patience,
-                          min_delta=min_delta, drop_last=drop_last, augment=augment,
-                          eval_batch_size=eval_batch_size, classification=classification, chunk_size=chunk_size,
-                          progress=progress, verbose=verbose, desc=desc)
-        carry = out.carry
-        best_epoch, diverged = np.asarray(carry.best_epoch), np.asarray(carry.diverged)
-        epochs_run = np.asarray(carry.epochs_run)
+        out = lanes.train_lanes(build, loss, config, x, y, val, hps, _lane_keys(key, [configs[i] for i in indices]),
+                                epochs=epochs, classification=classification, input_shape=shape, rule=rule,
+                                monitor=monitor, keep_best=True, chunk_size=chunk_size, progress=progress,
+                                verbose=verbose, desc=desc)
         for j, i in enumerate(indices):
             histories[i] = out.histories[j]
-            rows[i] = _row(configs[i], out.histories[j], int(best_epoch[j]), int(epochs_run[j]),
-                           bool(out.early[j]), bool(diverged[j]))
-        stored.append((list(indices), carry.best_params, carry.best_state))
-    return SweepResult([dict(c) for c in configs], rows, histories, monitor, stored, len(groups),
+            rows[i] = _row(configs[i], out.histories[j], out.best_epochs[j], out.stop_reasons[j])
+        outcomes.append((list(indices), out))
+    return SweepResult([dict(c) for c in configs], rows, histories, monitor, outcomes, len(groups),
                        time.perf_counter() - t0)
 
 
-def _row(config, history, best_epoch, epochs_run, early, diverged):
+def _row(config, history, best_epoch, stop_reason):
     row = dict(config)
-    best = history[best_epoch - 1] if best_epoch > 0 else {}
-    row["best_epoch"] = best_epoch if best_epoch > 0 else None
-    row["epochs_run"] = epochs_run
+    best = history[best_epoch - 1] if best_epoch else {}
+    row["best_epoch"] = best_epoch or None
+    row["epochs_run"] = len(history)
     for name in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
         row[name] = best.get(name)
-    row["stopped_early"], row["diverged"] = early, diverged
+    row["stopped_early"], row["diverged"] = stop_reason == "early_stopping", stop_reason == "diverged"
     return row
 
 
 def grid_search(model, loss, optimizer, train_data, *, grid: dict, epochs: int, batch_size: int, key,
                 val_data=None, penalty=None, gradients: str = "manual", early_stopping=None, monitor=None,
                 static=(), chunk_size=None, progress: bool = True, verbose: bool = False, drop_last: bool = False,
-                augment=None, eval_batch_size: int = DEFAULT_CHUNK) -> SweepResult:
+                augment=None, eval_batch_size: int = DEFAULT_CHUNK, loop: str = "auto", compute_dtype=None) -> SweepResult:
     """Train every point of the Cartesian product of `grid` ({name: [values]}) and pick the best on
     validation data.
 
@@ -126,13 +121,14 @@ def grid_search(model, loss, optimizer, train_data, *, grid: dict, epochs: int, 
                        batch_size=batch_size, key=key, val_data=val_data, penalty=penalty, gradients=gradients,
                        early_stopping=early_stopping, monitor=monitor, static=static, chunk_size=chunk_size,
                        progress=progress, verbose=verbose, drop_last=drop_last, augment=augment,
-                       eval_batch_size=eval_batch_size, desc="grid search")
+                       eval_batch_size=eval_batch_size, loop=loop, compute_dtype=compute_dtype, desc="grid search")
 
 
 def random_search(model, loss, optimizer, train_data, *, space: dict, n_trials: int, epochs: int, batch_size: int,
                   key, seed: int = 0, val_data=None, penalty=None, gradients: str = "manual", early_stopping=None,
                   monitor=None, static=(), chunk_size=None, progress: bool = True, verbose: bool = False,
-                  drop_last: bool = False, augment=None, eval_batch_size: int = DEFAULT_CHUNK) -> SweepResult:
+                  drop_last: bool = False, augment=None, eval_batch_size: int = DEFAULT_CHUNK, loop: str = "auto",
+                  compute_dtype=None) -> SweepResult:
     """Train `n_trials` configurations drawn from `space` ({name: uniform(..) | loguniform(..) | randint(..)
     | choice([...]) | [values] | constant}; draws from numpy's Generator seeded by `seed`) and pick the best;
     the same code path and arguments as `grid_search`."""
@@ -140,4 +136,5 @@ def random_search(model, loss, optimizer, train_data, *, space: dict, n_trials: 
                        epochs=epochs, batch_size=batch_size, key=key, val_data=val_data, penalty=penalty,
                        gradients=gradients, early_stopping=early_stopping, monitor=monitor, static=static,
                        chunk_size=chunk_size, progress=progress, verbose=verbose, drop_last=drop_last,
-                       augment=augment, eval_batch_size=eval_batch_size, desc="random search")
+                       augment=augment, eval_batch_size=eval_batch_size, loop=loop, compute_dtype=compute_dtype,
+                       desc="random search")

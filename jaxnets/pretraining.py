@@ -23,7 +23,7 @@ from jaxnets.core import Layer, serial
 from jaxnets.initializers import glorot_uniform
 from jaxnets.layers import Dense
 from jaxnets.models import ACTIVATIONS, OUTPUTS, mlp, unit
-from jaxnets.training import validate as check
+from jaxnets.training import validate
 from jaxnets.training.evaluation import evaluate, predict
 from jaxnets.training.fit import FitResult, fit
 
@@ -107,20 +107,21 @@ def pretrain_layerwise(sizes, x, *, epochs: int, key, y=None, batch_size: int = 
     if x.ndim != 2 or x.shape[1] != sizes[0]:
         raise ValueError(f"pretrain_layerwise: x must have shape (N, {sizes[0]}) to match sizes[0], got "
                          f"{tuple(x.shape)}")
-    epochs = check.positive_int(epochs, "epochs")
+    epochs = validate.positive_int(epochs, "epochs")
     optimizer = optimizer if optimizer is not None else _default_optimizer()
     if decoder_activation is None:
-        sigmoid = activation == "sigmoid" or getattr(activation, "name", "") == "Sigmoid"
-        decoder_activation = "sigmoid" if sigmoid else "identity"
+        # codes in (0, 1) (the hidden unit declares probability-like outputs, as Sigmoid does) -> sigmoid decoder
+        bounded = unit(activation, ACTIVATIONS, "pretrain_layerwise(activation)").meta.outputs == "probabilities"
+        decoder_activation = "sigmoid" if bounded else "identity"
     codes, reports, enc_params = x, [], []
     for l, (n_in, n_hidden) in enumerate(zip(sizes[:-2], sizes[1:-1]), start=1):
         ae = Autoencoder(n_in, n_hidden, activation, decoder_activation, w_init=w_init)
         k = jax.random.fold_in(key, l)
         p0, s0 = jax.jit(lambda key, ae=ae, n=n_in: ae.init(key, (n,))[1:])(k)
-        before = evaluate(ae, p0, s0, (codes, codes), loss)["loss"]
+        before = evaluate(ae, loss, p0, s0, (codes, codes))["loss"]
         r = fit(ae, loss, optimizer, (codes, codes), epochs=epochs, batch_size=min(batch_size, codes.shape[0]),
                 key=k, params=p0, state=s0, gradients=gradients, progress=progress, verbose=verbose)
-        after = evaluate(ae, r.params, r.state, (codes, codes), loss)["loss"]
+        after = evaluate(ae, loss, r.params, r.state, (codes, codes))["loss"]
         reports.append(LayerReport(l, n_in, n_hidden, before, after, r.history))
         enc_params.append(r.params[0][0])  # encoder = serial(Dense, activation): the Dense params
         codes = predict(encoder(ae), r.params[0], r.state[0], codes)  # frozen: computed once

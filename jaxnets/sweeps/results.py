@@ -33,12 +33,14 @@ class SweepResult:
     monitor: the column the best epoch and configuration were chosen on ("val_loss" by default).
     best_index / best_config / best_row: the configuration with the best monitored value (lowest loss or
         highest accuracy; ties to the first); best_params / best_state: its params at its best epoch.
+    result(i): configuration i as a `FitResult` (as `fit` and `EnsembleResult.member` return); stop_reasons,
+        best_epochs: one entry per configuration, as in `EnsembleResult`.
     programs: compiled programs run (one per structural group and chunk size); seconds: total wall time.
     """
 
     def __init__(self, configs, rows, histories, monitor, groups, programs, seconds):
         self.configs, self.rows, self.histories, self.monitor = configs, rows, histories, monitor
-        self._groups = groups  # [(indices, stacked best params, stacked best state)]
+        self._groups = groups  # [(indices, LanesOutcome of those configurations)]
         self.programs, self.seconds = programs, seconds
         self.best_index = self._select()
 
@@ -59,13 +61,31 @@ class SweepResult:
     def best_row(self) -> Optional[dict]:
         return None if self.best_index is None else dict(self.rows[self.best_index])
 
+    def _locate(self, i: int):
+        for indices, outcome in self._groups:
+            if i in indices:
+                return outcome, indices.index(i)
+        raise IndexError(f"configuration {i} out of range 0..{len(self) - 1}")
+
     def params(self, i: int) -> tuple[Any, Any]:
         """(params, state) of configuration i at its best epoch (its initial ones if no epoch finished)."""
-        for indices, params, state in self._groups:
-            if i in indices:
-                j = indices.index(i)
-                return jax.tree_util.tree_map(lambda a: a[j], (params, state))
-        raise IndexError(f"configuration {i} out of range 0..{len(self) - 1}")
+        outcome, j = self._locate(i)
+        return jax.tree_util.tree_map(lambda a: a[j], outcome.best)
+
+    def result(self, i: int):
+        """Configuration i as a FitResult: params/state of its best epoch, its history, best epoch, stop reason."""
+        from jaxnets.training.fit import fit_result
+
+        outcome, j = self._locate(i)
+        return fit_result(outcome, True, lane=j)
+
+    @property
+    def stop_reasons(self) -> list:
+        return [self._locate(i)[0].stop_reasons[self._locate(i)[1]] for i in range(len(self))]
+
+    @property
+    def best_epochs(self) -> list:
+        return [r["best_epoch"] for r in self.rows]
 
     @property
     def best_params(self):

@@ -1,0 +1,218 @@
+"""Ensembles trained as lanes of the training engine, and voting.
+
+    keys = jax.random.split(jax.random.key(0), 16)
+    res = fit_ensemble(model, losses.softmax_cross_entropy, optim.sgd(0.5), (x, y), epochs=10, batch_size=32,
+                       keys=keys, val_data=(xv, yv))
+    res.params                         # every leaf stacked on axis 0: member k is res.member(k), a FitResult
+    labels = vote(model, res.params, res.state, x_test, how="plurality")      # (N,) int32
+    ensemble_accuracy(model, res.params, res.state, (x_test, y_test))        # members, plurality, mean
+
+Member k is exactly `fit(model, loss, optimizer, train_data, key=keys[k], ...)`: it is initialised by
+`model.init(keys[k], x.shape[1:])` and epoch e draws its data order, dropout masks and augmentation from
+`fold_in(keys[k], e - 1)`. The K members advance together through the one training engine
+(`jaxnets.training.engine`, K lanes of one vmapped program), so K small networks cost far less than K `fit`s.
+"""
+from __future__ import annotations
+
+import functools
+import warnings
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxnets.training import lanes, loops, validate
+from jaxnets.training.config import Builder, TrainConfig
+from jaxnets.training.evaluation import DEFAULT_CHUNK, predictor
+from jaxnets.training.fit import FitResult, fit_result, policy_of
+
+
+class EnsembleResult(NamedTuple):
+    """The same fields as `FitResult`, one entry per member: params/state stacked on axis 0 (K members) — the
+    final ones, or each member's best-epoch ones when `early_stopping.restore_best`; opt_state and train_state:
+    stacked final ones; histories, best_epochs, stop_reasons: lists of K; epoch_seconds: wall time per epoch
+    call (all members; the first includes compilation); seconds: total wall time. `member(k)` is member k's
+    FitResult; stopped_early, diverged, epochs_run are (K,) numpy arrays derived from the lists."""
+
+    params: Any
+    state: Any
+    opt_state: Any
+    histories: list
+    best_epochs: list
+    stop_reasons: list
+    train_state: Any
+    epoch_seconds: list
+    seconds: float
+    outcome: Any = None       # the engine's LanesOutcome, for member(k)
+    keep_best: bool = False   # whether member(k) restores its best epoch
+
+    @property
+    def size(self) -> int:
+        """The number of members K."""
+        return len(self.histories)
+
+    @property
+    def stopped_early(self) -> np.ndarray:
+        return np.array([r in ("early_stopping", "callback") for r in self.stop_reasons])
+
+    @property
+    def diverged(self) -> np.ndarray:
+        return np.array([r == "diverged" for r in self.stop_reasons])
+
+    @property
+    def epochs_run(self) -> np.ndarray:
+        return np.array([len(h) for h in self.histories])
+
+    def member(self, k: int) -> FitResult:
+        """Member k as a FitResult (its params, history, best epoch, stop reason)."""
+        if not 0 <= k < self.size:
+            raise IndexError(f"member {k} out of range 0..{self.size - 1}")
+        return fit_result(self.outcome, self.keep_best, lane=k)
+
+
+def fit_ensemble(model, loss, optimizer, train_data, *, epochs: int, batch_size: int, keys, val_data=None,
+                 gradients: str = "manual", penalty=None, early_stopping=None, progress: bool = True,
+                 verbose: bool = False, drop_last: bool = False, augment=None, chunk_size: int | None = None,
+                 eval_batch_size: int = DEFAULT_CHUNK, loop: str = "auto", shuffle: bool = True,
+                 compute_dtype=None, loss_scale: float | None = None) -> EnsembleResult:
+    """Train K = len(keys) copies of `model` (different inits and data orders) as K lanes of one program.
+
+    Arguments are those of `jaxnets.fit` (x: (N, ...) inputs, y: (N,) labels or targets), with `keys` (K PRNG
+    keys stacked on axis 0, e.g. `jax.random.split(key, K)`) in place of `key`. early_stopping: an
+    `EarlyStopping`, applied per member (a stopped member's params are frozen while the others train).
+    chunk_size: train at most this many members per compiled program (for memory). A member whose cost,
+    gradient or update becomes NaN/Inf stops with its last finite params (stop reason "diverged", a warning);
+    the others go on. Returns an `EnsembleResult`.
+    """
+    validate.check_model(model, "fit_ensemble")
+    loss = validate.check_loss(loss, "fit_ensemble(model, loss, optimizer, train_data)")
+    optimizer = validate.check_optimizer(optimizer, "fit_ensemble")
+    validate.check_gradients(gradients)
+    epochs = validate.positive_int(epochs, "epochs")
+    batch_size = validate.positive_int(batch_size, "batch_size")
+    keys = lanes.check_keys(keys)
+    validate.check_callable(augment, "augment", "fn(key, xb) -> xb")
+    build = Builder(model, optimizer, penalty)
+    x, y, val, classification, shape = lanes.check_data(build, {}, keys[0], loss, train_data, val_data, batch_size)
+    monitor, rule = lanes.resolve_stopping(early_stopping, val is not None, classification)
+    params, state = jax.eval_shape(lambda k: model.init(k, shape)[1:], keys[0])
+    config = TrainConfig(batch_size=batch_size, gradients=gradients, drop_last=drop_last, shuffle=shuffle,
+                         augment=augment, loop=loops.resolve(loop, model, params, state, shape, x.dtype),
+                         policy=policy_of(compute_dtype, loss_scale), eval_batch_size=eval_batch_size)
+    keep_best = early_stopping is not None and early_stopping.restore_best
+    out = lanes.train_lanes(build, loss, config, x, y, val, {}, keys, epochs=epochs, classification=classification,
+                            input_shape=shape, rule=rule, monitor=monitor, keep_best=keep_best, chunk_size=chunk_size,
+                            progress=progress, verbose=verbose, desc="ensemble")
+    tracked = early_stopping is not None or val is not None
+    diverged = [r == "diverged" for r in out.stop_reasons]
+    if any(diverged):
+        warnings.warn(f"fit_ensemble: member(s) {[k for k, d in enumerate(diverged) if d]} diverged (NaN/Inf cost, "
+                      "gradient or update) and kept their last finite params; lower the learning rate or clip "
+                      "gradients", RuntimeWarning, stacklevel=2)
+    out = out._replace(best_epochs=[b if tracked else None for b in out.best_epochs])
+    params, state = out.ts.params, out.ts.state
+    if keep_best:  # each member's best epoch, except those that never improved or diverged (as fit does)
+        restored = np.array([b is not None and not d for b, d in zip(out.best_epochs, diverged)])
+        params, state = jax.tree_util.tree_map(
+            lambda b, f: jnp.where(restored.reshape((-1,) + (1,) * (b.ndim - 1)), b, f), out.best, (params, state))
+    return EnsembleResult(params=params, state=state, opt_state=out.ts.opt_state, histories=out.histories,
+                          best_epochs=out.best_epochs, stop_reasons=out.stop_reasons, train_state=out.ts,
+                          epoch_seconds=out.epoch_seconds, seconds=out.seconds, outcome=out, keep_best=keep_best)
+
+
+# ----------------------------------------------------------------------------------------------- voting
+def _last_layer(model):
+    while getattr(model, "children", ()):
+        model = model.children[-1]
+    return model
+
+
+def outputs_are_probabilities(model) -> bool:
+    """True when the model's last layer declares probability outputs (`Meta(outputs="probabilities")`, as Softmax
+    and Sigmoid do), else the outputs are taken as logits. Read from the layer's metadata, never its name."""
+    return getattr(getattr(_last_layer(model), "meta", None), "outputs", None) == "probabilities"
+
+
+def member_outputs(model, params, state, x, *, batch_size: int = DEFAULT_CHUNK, loop: str = "auto") -> jax.Array:
+    """Every member's evaluation-mode outputs on x (N, ...): shape (K, N) + output shape."""
+    x = jnp.asarray(validate.check_inputs(x, "x"))
+    one = jax.tree_util.tree_map(lambda a: a[0], (params, state))
+    chosen = loops.resolve(loop, model, one[0], one[1], x.shape[1:], x.dtype)
+    return predictor(model, batch_size, chosen, True)(params, state, x)
+
+
+def _member_labels(out, probabilities):
+    if out.shape[-1] == 1:
+        return (out[..., 0] > (0.5 if probabilities else 0.0)).astype(jnp.int32)
+    return jnp.argmax(out, axis=-1).astype(jnp.int32)
+
+
+def combine(outputs, how: str = "plurality", probabilities: bool = False) -> jax.Array:
+    """Ensemble labels (N,) from member outputs (K, N, k).
+
+    "plurality": each member votes for its argmax class (with k = 1 output unit: class 1 when the output
+    exceeds 0.5 for probabilities, 0 for logits); the class with most votes wins, ties going to the lowest
+    class index. "mean": the class with the highest mean probability over members, where a member's
+    probabilities are its outputs when `probabilities` (Softmax/Sigmoid outputs, averaged as they are) and
+    softmax(logits) (sigmoid for k = 1) otherwise.
+    """
+    if how not in ("plurality", "mean"):
+        raise ValueError(f"vote(how=...) must be 'plurality' or 'mean', got {how!r}")
+    outputs = jnp.asarray(outputs)
+    if outputs.ndim != 3:
+        raise ValueError(f"member outputs must have shape (K, N, k), got {tuple(outputs.shape)}; vote works on "
+                         "class scores of flat outputs")
+    return _combine(outputs, how, bool(probabilities))
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _combine(outputs, how, probabilities):
+    k = outputs.shape[-1]
+    if how == "plurality":
+        labels = _member_labels(outputs, probabilities)
+        votes = jnp.sum(jax.nn.one_hot(labels, max(k, 2), dtype=jnp.int32), axis=0)
+        return jnp.argmax(votes, axis=-1).astype(jnp.int32)
+    if k == 1:
+        p = outputs[..., 0] if probabilities else jax.nn.sigmoid(outputs[..., 0])
+        return (jnp.mean(p, axis=0) > 0.5).astype(jnp.int32)
+    p = outputs if probabilities else jax.nn.softmax(outputs, axis=-1)
+    return jnp.argmax(jnp.mean(p, axis=0), axis=-1).astype(jnp.int32)
+
+
+def vote(model, params, state, x, how: str = "plurality", *, outputs: str = "auto",
+         batch_size: int = DEFAULT_CHUNK) -> jax.Array:
+    """The ensemble's predicted labels (N,) int32 for x (N, ...), from members stacked on axis 0.
+
+    how: "plurality" (majority of the members' argmax; ties to the lowest class) or "mean" (argmax of the
+    mean probability). outputs: "auto" (probabilities when the last layer declares them with
+    `Meta(outputs="probabilities")`, as Softmax and Sigmoid do; logits otherwise), "logits" or "probabilities".
+    See `combine`.
+    """
+    if outputs not in ("auto", "logits", "probabilities"):
+        raise ValueError(f"vote(outputs=...) must be 'auto', 'logits' or 'probabilities', got {outputs!r}")
+    probabilities = outputs_are_probabilities(model) if outputs == "auto" else outputs == "probabilities"
+    return combine(member_outputs(model, params, state, x, batch_size=batch_size), how, probabilities)
+
+
+def _labels(y):
+    y = jnp.asarray(y)
+    if jnp.issubdtype(y.dtype, jnp.integer):
+        return y.reshape(-1) if y.ndim > 1 and y.shape[-1] == 1 else y
+    return (y[:, 0] > 0.5).astype(jnp.int32) if y.ndim == 2 and y.shape[1] == 1 else jnp.argmax(y, axis=-1)
+
+
+def ensemble_accuracy(model, params, state, data, *, outputs: str = "auto",
+                      batch_size: int = DEFAULT_CHUNK) -> dict:
+    """Accuracy of every member and of both votes on data = (x, y) (y: int labels or one-hot rows):
+    {"members": (K,) numpy array, "member_mean": float, "plurality": float, "mean": float}."""
+    x, y = data
+    if outputs not in ("auto", "logits", "probabilities"):
+        raise ValueError(f"outputs must be 'auto', 'logits' or 'probabilities', got {outputs!r}")
+    probabilities = outputs_are_probabilities(model) if outputs == "auto" else outputs == "probabilities"
+    out = member_outputs(model, params, state, x, batch_size=batch_size)
+    truth = _labels(y)
+    members = np.asarray(jnp.mean(_member_labels(out, probabilities) == truth[None], axis=1))
+    return {"members": members, "member_mean": float(members.mean()),
+            "plurality": float(jnp.mean(combine(out, "plurality", probabilities) == truth)),
+            "mean": float(jnp.mean(combine(out, "mean", probabilities) == truth))}

@@ -1,0 +1,80 @@
+"""The compiled programs of a training configuration, memoised on (builder, loss, config, data size, lanes).
+
+    p = programs(build, loss, config, n=60000, lanes=None)     # one model
+    p = programs(build, loss, config, n=60000, lanes=16)       # 16 lanes: everything vmapped over axis 0
+
+`epoch` is the scan driver's whole epoch (`jit`, train state donated); `steps` the step driver's pieces
+(`jaxnets.training.epoch.StepPrograms`); `evaluate` the evaluation pass (`jaxnets.training.evaluation.Evaluator`) on validation data. The
+frozen `TrainConfig` and the `Builder` (model, optimizer, penalty) are the cache key: equal objects share
+compiled programs across `fit` calls (a configuration that cannot be hashed is compiled without memoising).
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxnets.core import Ctx
+from jaxnets.training.config import Builder, TrainConfig
+from jaxnets.training.epoch import make_lane_epoch, step_programs
+from jaxnets.training.evaluation import Evaluator
+
+
+class Programs(NamedTuple):
+    epoch: Any
+    steps: Any
+    evaluate: Any
+    init: Any
+
+
+def _make(build: Builder, loss, config: TrainConfig, n, lanes, input_shape) -> Programs:
+    donate = (0,) if config.donate else ()
+    epoch = None
+    if config.loop == "scan" and n is not None:
+        one = make_lane_epoch(build, loss, config)
+        fn = jax.vmap(one, in_axes=(0, 0, None, None, 0, 0)) if lanes else one
+        epoch = jax.jit(fn, donate_argnums=donate)
+    steps = step_programs(build, loss, config, n, bool(lanes)) if config.loop == "step" or n is None else None
+    evaluate = Evaluator(build, loss, config.eval_batch_size, config.loop, bool(lanes))
+
+    def init_one(hp, key):
+        from jaxnets.training.state import TrainState
+
+        spec = build(hp)
+        _, params, state = spec.model.init(key, tuple(input_shape))
+        return TrainState.create(params, state, spec.optimizer)
+
+    init = jax.jit(jax.vmap(init_one) if lanes else init_one)
+    return Programs(epoch, steps, evaluate, init)
+
+
+@functools.lru_cache(maxsize=32)
+def _memo(build, loss, config, n, lanes, input_shape):
+    return _make(build, loss, config, n, lanes, input_shape)
+
+
+def programs(build: Builder, loss, config: TrainConfig, n: int | None, lanes: int | None, input_shape) -> Programs:
+    """The memoised `Programs` of this configuration (see the module docstring)."""
+    try:
+        return _memo(build, loss, config, n, lanes, tuple(input_shape))
+    except TypeError as err:
+        if "unhashable" not in str(err):
+            raise
+        return _make(build, loss, config, n, lanes, tuple(input_shape))
+
+
+def output_shape(build: Builder, hp0: dict, key, input_shape, dtype) -> tuple:
+    """The per-example output shape of `build(hp0).model` (abstract evaluation of init and one forward)."""
+    x = jax.ShapeDtypeStruct((1,) + tuple(input_shape), dtype)
+
+    def run(hp, k, xb):
+        spec = build(hp)
+        _, params, state = spec.model.init(k, tuple(input_shape))
+        return spec.model.forward(params, state, xb, Ctx(False, None))[0]
+
+    return tuple(jax.eval_shape(run, hp0, key, x).shape[1:])
+
+
+__all__ = ["Programs", "programs", "output_shape"]
