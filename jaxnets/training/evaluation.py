@@ -41,8 +41,8 @@ def chunk_eval(model, loss):
     def chunk(params, state, x, y, start, size):
         xb, yb = _slice(x, start, size), _slice(y, start, size)
         out, _, _ = model.forward(params, state, xb, Ctx(False, None))
-        out = out.astype(jnp.promote_types(out.dtype, jnp.float32))
-        return loss.value(out, yb).astype(jnp.float32) * size, count_correct(out, yb, loss)
+        out = out.astype(jnp.promote_types(out.dtype, jnp.float32))   # float32 or wider (float64 stays)
+        return loss.value(out, yb) * size, count_correct(out, yb, loss)
 
     return chunk
 
@@ -64,7 +64,7 @@ def make_eval(model: Layer, loss, *, batch_size: int | None = DEFAULT_CHUNK):
         if n == 0:
             raise ValueError("evaluate: the dataset is empty; pass at least one example")
         size, full, rem = chunks(n, batch_size)
-        total, correct = jnp.float32(0.0), jnp.int32(0)
+        total, correct = 0.0, jnp.int32(0)
         if full:
             losses_, corrects = lax.map(lambda i: chunk(params, state, x, y, i * size, size),
                                         jnp.arange(full, dtype=jnp.int32))
