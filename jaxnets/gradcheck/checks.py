@@ -38,7 +38,7 @@ from jaxnets import gradients
 from jaxnets import nodes as model_nodes
 from jaxnets.core import Ctx, Layer
 from jaxnets.gradcheck import differences as fdiff
-from jaxnets.gradcheck.report import FLOOR, Report, Row
+from jaxnets.gradcheck.report import FLOOR, Report, Row, floor as dtype_floor
 
 COORDINATE_LIMIT = 4096
 _MODES = ("auto", "coordinates", "directions")
@@ -86,9 +86,10 @@ def _directional_error(projected, estimate, norm, floor):
 def _rows(check, labels, manual, auto, mode=None, fd_fn=None, point64=None, man64=None, auto64=None, *,
           key=None, directions=4, step=1e-5):
     """One Row per leaf of the gradient trees. labels[i] = (layer, where, leaf) of leaf i in flattening order."""
+    low = dtype_floor(_dtype_name(manual))
     m, a = _numpy(manual), _numpy(auto)
     scale = max((float(np.max(np.abs(v))) for v in a if v.size), default=0.0)
-    columns = [[_coordinate_error(mi, ai, FLOOR * scale) for mi, ai in zip(m, a)]]
+    columns = [[_coordinate_error(mi, ai, low * scale) for mi, ai in zip(m, a)]]
     if mode is not None:
         m64, a64 = _numpy(man64), _numpy(auto64)
         if mode == "coordinates":
@@ -199,17 +200,24 @@ def _owner(model: Layer, path) -> tuple[str, str, str]:
     return layer.name, "/".join(where), _path_str(rest) or "(all)"
 
 
-def _model_rows(model, loss, params, state, x, y, ctx, penalty, finite_diff, directions, step, key):
+def _model_rows(model, loss, params, state, x, y, ctx, penalty, finite_diff, directions, step, key, policy=None):
     def manual(p, x_):
-        _, _, _, dp, dx = gradients.backprop(model, loss, penalty, p, state, x_, y, ctx)
+        _, _, _, dp, dx = gradients.backprop(model, loss, penalty, p, state, x_, y, ctx, policy)
         return dp, dx
 
     def cost(p, x_, s=state, yy=y):
         outputs, _, _ = model.forward(p, s, x_, ctx)
         return gradients.penalised(loss.value(outputs, yy), p, penalty)
 
-    autodiff = jax.grad(cost, argnums=(0, 1))
+    def cost_in_policy(p, x_):
+        low = gradients.cast_floats
+        outputs, _, _ = model.forward(low(p, policy.compute_dtype), state, low(x_, policy.compute_dtype), ctx)
+        return gradients.penalised(loss.value(outputs.astype(jnp.float32), y), p, penalty)
+
+    autodiff = jax.grad(cost if policy is None else cost_in_policy, argnums=(0, 1))
     g_man, g_auto = jax.jit(manual)(params, x), jax.jit(autodiff)(params, x)
+    if policy is not None:   # the gradients come back in the master dtype; the check's precision is the compute one
+        g_man, g_auto = (gradients.cast_floats(g, policy.compute_dtype) for g in (g_man, g_auto))
     labels = [_owner(model, path) for path, _ in jax.tree_util.tree_leaves_with_path(params)]
     labels.append((model.name, "", "input"))
     mode = _mode(finite_diff, sum(int(np.size(a)) for a in jax.tree_util.tree_leaves((params, x))))
@@ -232,12 +240,19 @@ def _model_rows(model, loss, params, state, x, y, ctx, penalty, finite_diff, dir
 
 
 def compare(model: Layer, loss, params, state, x, y, ctx: Ctx = Ctx(train=True), penalty=None, *,
-            finite_diff="auto", step: float = 1e-5, directions: int = 4, key=None) -> Report:
+            finite_diff="auto", step: float = 1e-5, directions: int = 4, key=None, compute_dtype=None) -> Report:
     """The whole model's gradient of the cost (loss + penalty) from the three witnesses, per parameter leaf and
     for the input x: "model" rows (see `check_model` for the per-layer blame). manual~autodiff is computed in
-    the params' dtype, the finite-difference columns in float64."""
-    rows, mode = _model_rows(model, loss, params, state, x, y, ctx, penalty, finite_diff, directions, step, key)
-    return Report(tuple(rows), _dtype_name((params, x)), _fd_label(mode, directions))
+    the params' dtype, or under mixed precision with `compute_dtype` (e.g. jnp.bfloat16: float32 master params,
+    forward and backward in bfloat16, as `fit(compute_dtype=...)` trains; the tolerance and floor then follow
+    the compute dtype); the finite-difference columns always in float64."""
+    from jaxnets.training.config import Policy
+
+    policy = None if compute_dtype is None else Policy(jnp.dtype(compute_dtype).type)
+    rows, mode = _model_rows(model, loss, params, state, x, y, ctx, penalty, finite_diff, directions, step, key,
+                             policy)
+    dtype = _dtype_name((params, x)) if policy is None else policy.name
+    return Report(tuple(rows), dtype, _fd_label(mode, directions))
 
 
 def check_model(model: Layer, loss, params, state, x, y, ctx: Ctx = Ctx(train=True), penalty=None, *,
