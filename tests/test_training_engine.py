@@ -152,6 +152,10 @@ def test_callbacks_keep_train_states_that_stay_valid():
         assert all(np.isfinite(np.asarray(leaf)).all() for leaf in jax.tree_util.tree_leaves(ts.params))
     assert leaves_equal(kept[-1].params, r.params)
     assert int(kept[0].step) < int(kept[-1].step)
+    leaves = []   # keeping a single array (or a dict inside the params) works too
+    _fit(epochs=2, callbacks=[lambda epoch, row, ts: leaves.append((ts.params[0]["w"], ts.opt_state[0]))])
+    assert all(np.isfinite(np.asarray(w)).all() for w, _ in leaves)
+    assert {a.shape for a in jax.tree_util.tree_leaves(leaves[0][1])} == {(4, 6), (6,), (6, 3), (3,)}
 
 
 def test_shuffle_false_keeps_the_data_order():

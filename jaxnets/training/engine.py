@@ -10,13 +10,16 @@ with the vmap left out, so both share every line below: per epoch,
 3. per lane: a history row; divergence (a lane whose step was non-finite stops with its last finite state, and a
    single fit raises `TrainingDivergedError`); early stopping and the best epoch (`EarlyStopping`'s tracker, the
    only implementation); the best params kept on the device;
-4. callbacks, progress, a checkpoint when due (`jaxnets.training.resume`).
+4. callbacks (a callback that keeps the train state it is given gets arrays that stay valid: the engine then
+   continues from a copy; otherwise nothing is copied and the next epoch reuses the buffers), progress, a
+   checkpoint when due (`jaxnets.training.resume`).
 
 Lanes that stopped stay in the program, frozen (their update is masked off), until every lane has stopped.
 Epoch e (1-based) of a lane draws everything random from `fold_in(key, e − 1)`.
 """
 from __future__ import annotations
 
+import sys
 import time
 from typing import Any, Callable, NamedTuple, Optional
 
@@ -104,6 +107,20 @@ def _epoch_keys(keys, e, lanes):
 def _copy(tree, sharding=None):
     """Fresh device buffers (so donating the train state never invalidates what is kept)."""
     return jax.device_put(tree, sharding, may_alias=False)
+
+
+def _refcounts(tree) -> list:
+    """Reference counts of `tree`, its containers (tuples, dicts, NamedTuples) and its arrays: one of them grows
+    when someone (a callback) keeps that part of the tree."""
+    counts, pending = [], [tree]
+    while pending:
+        node = pending.pop()
+        counts.append(sys.getrefcount(node))
+        if isinstance(node, (tuple, list)):
+            pending.extend(node)
+        elif isinstance(node, dict):
+            pending.extend(node.values())
+    return counts
 
 
 @jax.jit
@@ -230,9 +247,13 @@ def run(plan: Plan, resume_point=None) -> Outcome:
                     best = _copy((ts.params, ts.state), plan.sharding)
                 else:
                     best = _select(jnp.asarray(improved), (ts.params, ts.state), best)
-            for callback in plan.callbacks:
-                if callback(epoch, dict(rows[0]), ts) is True and stop[0] is None:
-                    stop[0] = "callback"
+            if plan.callbacks:
+                before = _refcounts(ts)
+                for callback in plan.callbacks:
+                    if callback(epoch, dict(rows[0]), ts) is True and stop[0] is None:
+                        stop[0] = "callback"
+                if _refcounts(ts) != before:   # a callback kept (part of) the state: train on from a copy, so the
+                    ts = _copy(ts, plan.sharding)   # next epoch's donation leaves the kept arrays intact
             if lanes is None:
                 reporter.epoch(rows[0])
             else:

@@ -223,7 +223,7 @@ def fit(model, loss, optimizer, train_data, *, epochs: int, batch_size: int | No
                          "(or 'auto')")
     show = shows_bar(progress) and jax.process_index() == 0
     config = TrainConfig(batch_size=batch_size, gradients=gradients, drop_last=drop_last, shuffle=shuffle,
-                         augment=augment, mesh=mesh, loop=driver, donate=not callbacks,
+                         augment=augment, mesh=mesh, loop=driver,
                          progress_every=_progress_every(x.shape[0] if source == "arrays" else None, batch_size)
                          if show and driver == "scan" else 0, policy=policy, eval_batch_size=eval_batch_size)
     build = Builder(model, optimizer, penalty)
