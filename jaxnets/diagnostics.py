@@ -30,6 +30,7 @@ from jaxnets import gradients as gradient_sources
 from jaxnets import nodes
 from jaxnets.core import Ctx
 from jaxnets.optim.base import GradientTransformation
+from jaxnets.training.config import cached
 
 
 def measured_layers(model) -> list:
@@ -114,7 +115,7 @@ def gradient_norms(model, loss, params, state, x, y, *, gradients: str = "manual
                    train: bool = False, key=None) -> dict:
     """Per-layer norms of the gradient of the cost over all of (x, y) at `params` (one batch; the forward in
     evaluation mode unless `train`): {"layers": names, "delta": (L,) ‖∂C/∂bˡ‖, "weight": (L,) ‖∂C/∂Wˡ‖}."""
-    b, w = jax.device_get(_norms_program(model, loss, gradients, penalty, bool(train))(
+    b, w = jax.device_get(cached(_norms_program, model, loss, gradients, penalty, bool(train))(
         params, state, jnp.asarray(x), jnp.asarray(y), key))
     return {"layers": layer_names(model), "delta": _mark_missing(model, b), "weight": np.asarray(w)}
 

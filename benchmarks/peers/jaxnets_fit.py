@@ -31,11 +31,32 @@ def model_and_loss(cfg):
     return jaxnets.serial(*layers), loss
 
 
-def build(cfg, x, y, seed, *, gradients="manual", optimizer=None, fit_kwargs=None):
+def host_batches(x, y, batch, seed):
+    """A batch factory for `fit`'s streaming path: each call yields the (xb, yb) numpy mini-batches of one
+    epoch, in the order of a fresh host-side permutation (the last, partial batch included)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+
+    def epoch():
+        perm = rng.permutation(len(x))
+        for start in range(0, len(x), batch):
+            idx = perm[start:start + batch]
+            yield x[idx], y[idx]
+
+    return epoch
+
+
+def build(cfg, x, y, seed, *, gradients="manual", optimizer=None, fit_kwargs=None, model=None, loss=None,
+          stream=False):
+    """A runner over `jaxnets.fit`; model/loss default to the MLP config's; stream=True feeds fit the batches
+    of `host_batches` instead of the (x, y) arrays."""
     from peers import optax_optimizer
 
-    model, loss = model_and_loss(cfg)
+    if model is None:
+        model, loss = model_and_loss(cfg)
     optimizer = optimizer or optax_optimizer(cfg)
+    train = host_batches(x, y, cfg.batch, seed) if stream else (x, y)
     resume, finished = threading.Semaphore(0), queue.Queue()
     stop = [False]
     errors = []
@@ -47,7 +68,7 @@ def build(cfg, x, y, seed, *, gradients="manual", optimizer=None, fit_kwargs=Non
 
     def work():
         try:
-            jaxnets.fit(model, loss, optimizer, (x, y), epochs=10**9, batch_size=cfg.batch,
+            jaxnets.fit(model, loss, optimizer, train, epochs=10**9, batch_size=None if stream else cfg.batch,
                         key=jax.random.PRNGKey(seed), gradients=gradients, progress=False, callbacks=[callback],
                         **(fit_kwargs or {}))
         except BaseException as err:  # reported to the caller of runner()

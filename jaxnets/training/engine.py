@@ -109,6 +109,16 @@ def _copy(tree, sharding=None):
     return jax.device_put(tree, sharding, may_alias=False)
 
 
+_INDICES: list = []
+
+
+def _indices(n: int) -> list:
+    """Device int32 scalars 0 .. n−1, made once: passing a Python int to a jitted step would transfer one per call."""
+    while len(_INDICES) < n:
+        _INDICES.extend(jax.device_put(np.arange(len(_INDICES), max(n, 2 * len(_INDICES) + 16), dtype=np.int32)))
+    return _INDICES
+
+
 def _refcounts(tree) -> list:
     """Reference counts of `tree`, its containers (tuples, dicts, NamedTuples) and its arrays: one of them grows
     when someone (a callback) keeps that part of the tree."""
@@ -157,18 +167,19 @@ def _train_epoch(plan: Plan, progs, ts, keys, active, reporter):
     if isinstance(plan.data, ArrayData):
         order, step_base, aug_base = steps.plan(keys)
         full, rem = epoch_layout(plan.data.n, config.batch_size, config.drop_last)
+        index = _indices(full + 1)
         for i in range(full):
-            carry = steps.full(carry, hps, plan.data.x, plan.data.y, order, jnp.int32(i), step_base, aug_base, active)
+            carry = steps.full(carry, hps, plan.data.x, plan.data.y, order, index[i], step_base, aug_base, active)
             reporter.step(i + 1)
         if rem:
-            carry = steps.remainder(carry, hps, plan.data.x, plan.data.y, order, jnp.int32(full), step_base,
+            carry = steps.remainder(carry, hps, plan.data.x, plan.data.y, order, index[full], step_base,
                                     aug_base, active)
     else:
         split = jax.vmap(lambda k: jax.random.split(k, 3)) if lanes else (lambda k: jax.random.split(k, 3))
         bases = split(keys)
         step_base, aug_base = (bases[:, 1], bases[:, 2]) if lanes else (bases[1], bases[2])
         for i, (xb, yb) in prefetch(plan.data.epoch(), plan.sharding):
-            carry = steps.streamed(carry, hps, xb, yb, jnp.int32(i), step_base, aug_base, active)
+            carry = steps.streamed(carry, hps, xb, yb, _indices(i + 1)[i], step_base, aug_base, active)
             reporter.step(i + 1)
     return carry.ts, steps.metrics(carry.bad, carry.first_bad, carry.loss_sum, carry.correct, carry.count)
 

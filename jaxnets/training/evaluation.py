@@ -21,7 +21,7 @@ from jax import lax
 
 from jaxnets.core import Ctx, Layer
 from jaxnets.training import loops
-from jaxnets.training.config import Builder
+from jaxnets.training.config import Builder, cached
 from jaxnets.training.step import count_correct
 
 DEFAULT_CHUNK = 1024
@@ -174,15 +174,6 @@ def predictor(model, batch_size, loop, lanes=False) -> Predictor:
     return Predictor(model, batch_size, loop, lanes)
 
 
-def _cached(factory, *args):
-    try:
-        return factory(*args)
-    except TypeError as err:  # an unhashable model or loss: compile without memoising
-        if "unhashable" not in str(err):
-            raise
-        return factory.__wrapped__(*args)
-
-
 def evaluate(model: Layer, loss, params, state, data, *, batch_size: int | None = DEFAULT_CHUNK,
              loop: str = "auto") -> dict:
     """Data cost and accuracy of `model` on `data = (x, y)` in evaluation mode, as Python floats.
@@ -199,7 +190,7 @@ def evaluate(model: Layer, loss, params, state, data, *, batch_size: int | None 
     out_shape = validate.output_shape(model, params, state, x)
     validate.check_targets(y, out_shape, "data", loss)
     chosen = loops.resolve(loop, model, params, state, x.shape[1:], x.dtype)
-    m = jax.device_get(_cached(evaluator, model, loss, batch_size, chosen)(params, state, {}, jnp.asarray(x),
+    m = jax.device_get(cached(evaluator, model, loss, batch_size, chosen)(params, state, {}, jnp.asarray(x),
                                                                            jnp.asarray(y)))
     accuracy = float(m["accuracy"]) if validate.is_classification(y, out_shape) else None
     return {"loss": float(m["loss"]), "accuracy": accuracy}
@@ -213,4 +204,4 @@ def predict(model: Layer, params, state, x, *, batch_size: int | None = DEFAULT_
     x = validate.check_inputs(x, "x")
     validate.output_shape(model, params, state, x)
     chosen = loops.resolve(loop, model, params, state, x.shape[1:], x.dtype)
-    return _cached(predictor, model, batch_size, chosen)(params, state, jnp.asarray(x))
+    return cached(predictor, model, batch_size, chosen)(params, state, jnp.asarray(x))

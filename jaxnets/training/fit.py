@@ -14,14 +14,16 @@ holding the last finite params/state/opt_state (those before the failing step) a
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxnets.core import Ctx
 from jaxnets.training import engine, loops, validate
-from jaxnets.training.config import Builder, Policy, TrainConfig
+from jaxnets.training.config import Builder, Policy, TrainConfig, cached
 from jaxnets.training.early_stopping import EarlyStopping
 from jaxnets.training.evaluation import DEFAULT_CHUNK
 from jaxnets.training.history import History
@@ -230,7 +232,7 @@ def fit(model, loss, optimizer, train_data, *, epochs: int, batch_size: int | No
     data = ArrayData(*jax.device_put((jnp.asarray(x), jnp.asarray(y)), sharding)) if source == "arrays" else source
     if val is not None:
         val = jax.device_put((jnp.asarray(val[0]), jnp.asarray(val[1])), sharding)
-    ts = _create_program(optimizer)(params, state)
+    ts = cached(_create_program, optimizer)(params, state)
     _check_initial_cost(build, loss, config, ts, x, y)
     keep_best = early_stopping is not None and early_stopping.restore_best
     plan = engine.Plan(build=build, loss=loss, config=config, data=data, val=val, lanes=None, hps={}, keys=key, ts=ts,
@@ -277,24 +279,18 @@ def _progress_every(n: int | None, batch_size: int | None) -> int:
     return max(1, (n // batch_size) // 50)
 
 
-_CREATE: dict = {}
-
-
+@functools.lru_cache(maxsize=32)
 def _create_program(optimizer):
-    """A jitted TrainState.create for `optimizer` (memoised by identity)."""
-    try:
-        return _CREATE.setdefault(optimizer, jax.jit(lambda p, s: TrainState.create(p, s, optimizer)))
-    except TypeError:  # unhashable optimizer
-        return jax.jit(lambda p, s: TrainState.create(p, s, optimizer))
+    """A jitted TrainState.create for `optimizer` (memoised)."""
+    return jax.jit(lambda p, s: TrainState.create(p, s, optimizer))
 
 
 def _check_initial_cost(build, loss, config, ts, x, y) -> None:
     """The cost must be finite at the initial params on the first examples; else the loss cannot be evaluated on
     the model's outputs (e.g. binary_cross_entropy on outputs outside (0, 1)) and training would diverge at once."""
     n = min(int(x.shape[0]), 8)
-    outputs = jax.jit(lambda p, s, xb: build({}).model.forward(p, s, xb, _eval_ctx())[0])(
-        ts.params, ts.state, jnp.asarray(x[:n]))
-    value = float(loss.value(outputs, jnp.asarray(y[:n])))
+    value, outputs = cached(_initial_cost, build.model, loss)(ts.params, ts.state, jnp.asarray(x[:n]), jnp.asarray(y[:n]))
+    value = float(value)
     if not np.isfinite(value):
         low, high = float(jnp.min(outputs)), float(jnp.max(outputs))
         hint = (" binary_cross_entropy takes probabilities: end the model with Sigmoid, or use sigmoid_cross_entropy on "
@@ -304,7 +300,11 @@ def _check_initial_cost(build, loss, config, ts, x, y) -> None:
                          f"these outputs.{hint} Check that the loss matches the model's output layer")
 
 
-def _eval_ctx():
-    from jaxnets.core import Ctx
+@functools.lru_cache(maxsize=32)
+def _initial_cost(model, loss):
+    """A jitted evaluation-mode (cost, outputs) of `model` (memoised, so repeated fits compile it once)."""
+    def cost(params, state, xb, yb):
+        outputs = model.forward(params, state, xb, Ctx(False, None))[0]
+        return loss.value(outputs, yb), outputs
 
-    return Ctx(False, None)
+    return jax.jit(cost)

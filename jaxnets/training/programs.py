@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxnets.core import Ctx
-from jaxnets.training.config import Builder, TrainConfig
+from jaxnets.training.config import Builder, TrainConfig, cached
 from jaxnets.training.epoch import make_lane_epoch, step_programs
 from jaxnets.training.evaluation import Evaluator
 
@@ -57,12 +57,7 @@ def _memo(build, loss, config, n, lanes, input_shape):
 
 def programs(build: Builder, loss, config: TrainConfig, n: int | None, lanes: int | None, input_shape) -> Programs:
     """The memoised `Programs` of this configuration (see the module docstring)."""
-    try:
-        return _memo(build, loss, config, n, lanes, tuple(input_shape))
-    except TypeError as err:
-        if "unhashable" not in str(err):
-            raise
-        return _make(build, loss, config, n, lanes, tuple(input_shape))
+    return cached(_memo, build, loss, config, n, lanes, tuple(input_shape))
 
 
 def output_shape(build: Builder, hp0: dict, key, input_shape, dtype) -> tuple:

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxnets.core import Ctx, Layer
+from jaxnets.training.config import cached
 
 GRADIENT_SOURCES = ("manual", "autodiff")
 
@@ -197,13 +198,7 @@ def init_params(model, key, x):
     """`model.init(key, x.shape[1:])` with a clear error when the data does not fit the model."""
     shape = tuple(x.shape[1:])
     try:
-        try:
-            program = _init_program(model, shape)
-        except TypeError as err:
-            if "unhashable" not in str(err):
-                raise
-            program = _init_program.__wrapped__(model, shape)
-        params, state = program(key)  # one compiled program, not op by op
+        params, state = cached(_init_program, model, shape)(key)  # one compiled program, not op by op
     except (ValueError, TypeError, IndexError) as err:
         raise ValueError(f"cannot initialise the model for inputs of per-example shape {tuple(x.shape[1:])}: "
                          f"{err}") from err
