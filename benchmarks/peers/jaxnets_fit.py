@@ -35,7 +35,13 @@ def build(cfg, x, y, seed, *, gradients="manual", optimizer=None, fit_kwargs=Non
     from peers import optax_optimizer
 
     model, loss = model_and_loss(cfg)
-    optimizer = optimizer or optax_optimizer(cfg)
+    return runner(model, loss, optimizer or optax_optimizer(cfg), x, y, cfg.batch, seed, gradients=gradients,
+                  fit_kwargs=fit_kwargs)
+
+
+def runner(model, loss, optimizer, x, y, batch, seed, *, gradients="manual", fit_kwargs=None):
+    """The epoch runner of `jaxnets.fit(model, loss, optimizer, (x, y), batch_size=batch, ...)` for any model
+    (`build` makes the config's MLP; benchmarks/device.py passes CNNs and `fit` options such as `loop`)."""
     resume, finished = threading.Semaphore(0), queue.Queue()
     stop = [False]
     errors = []
@@ -47,7 +53,7 @@ def build(cfg, x, y, seed, *, gradients="manual", optimizer=None, fit_kwargs=Non
 
     def work():
         try:
-            jaxnets.fit(model, loss, optimizer, (x, y), epochs=10**9, batch_size=cfg.batch,
+            jaxnets.fit(model, loss, optimizer, (x, y), epochs=10**9, batch_size=batch,
                         key=jax.random.PRNGKey(seed), gradients=gradients, progress=False, callbacks=[callback],
                         **(fit_kwargs or {}))
         except BaseException as err:  # reported to the caller of runner()
@@ -56,7 +62,7 @@ def build(cfg, x, y, seed, *, gradients="manual", optimizer=None, fit_kwargs=Non
 
     thread = threading.Thread(target=work, daemon=True)
 
-    def runner():
+    def run():
         if thread.ident is None:
             thread.start()
         else:
@@ -72,5 +78,5 @@ def build(cfg, x, y, seed, *, gradients="manual", optimizer=None, fit_kwargs=Non
             resume.release()
             thread.join()
 
-    runner.close = close
-    return runner
+    run.close = close
+    return run
