@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install train test data experiments experiments-quick bench clean
+.PHONY: install train test data experiments experiments-quick bench bench-device clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; run 'make PYTHON=python3 ...' with a Python >= 3.10"; exit 1; }
@@ -37,6 +37,10 @@ experiments-quick: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/throughput.py
+
+## Throughput on the default JAX device (a GPU after `pip install -e .[cuda]`); writes benchmarks/results/.
+bench-device: $(STAMP)
+	$(BIN)/python benchmarks/device.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -58,9 +58,9 @@ def timed(runners: dict, rounds: int, log) -> dict:
     return {name: (statistics.median(times[name]), times[name], warm[name]) for name in names}
 
 
-def _fit_runner(cfg, x, y, *, model, loss, optimizer, gradients="manual", **fit_kwargs):
-    return jaxnets_fit.build(cfg, x, y, 0, gradients=gradients, optimizer=optimizer, model=model, loss=loss,
-                             fit_kwargs=fit_kwargs)
+def _fit_runner(cfg, x, y, *, model, loss, optimizer, gradients="manual", stream=False, **fit_kwargs):
+    return jaxnets_fit.runner(model, loss, optimizer, x, y, cfg.batch, 0, gradients=gradients, fit_kwargs=fit_kwargs,
+                              stream=stream)
 
 
 def part_cnn(sizes, rounds, peers, log):
@@ -130,8 +130,8 @@ def part_stream(sizes, rounds, log):
                                                       optimizer=optax_optimizer(cfg)),
                "fit arrays loop=step": _fit_runner(cfg, x, y, model=model, loss=loss, optimizer=optax_optimizer(cfg),
                                                    loop="step"),
-               "fit streamed batches": jaxnets_fit.build(cfg, x, y, 0, optimizer=optax_optimizer(cfg), model=model,
-                                                         loss=loss, stream=True)}
+               "fit streamed batches": _fit_runner(cfg, x, y, model=model, loss=loss, optimizer=optax_optimizer(cfg),
+                                                   stream=True)}
     log(f"stream: mid, {n} examples, batch {cfg.batch}")
     res = timed(runners, rounds, log)
     base = res["fit arrays (auto: scan)"][0]

@@ -31,6 +31,14 @@ def model_and_loss(cfg):
     return jaxnets.serial(*layers), loss
 
 
+def build(cfg, x, y, seed, *, gradients="manual", optimizer=None, fit_kwargs=None):
+    from peers import optax_optimizer
+
+    model, loss = model_and_loss(cfg)
+    return runner(model, loss, optimizer or optax_optimizer(cfg), x, y, cfg.batch, seed, gradients=gradients,
+                  fit_kwargs=fit_kwargs)
+
+
 def host_batches(x, y, batch, seed):
     """A batch factory for `fit`'s streaming path: each call yields the (xb, yb) numpy mini-batches of one
     epoch, in the order of a fresh host-side permutation (the last, partial batch included)."""
@@ -47,16 +55,11 @@ def host_batches(x, y, batch, seed):
     return epoch
 
 
-def build(cfg, x, y, seed, *, gradients="manual", optimizer=None, fit_kwargs=None, model=None, loss=None,
-          stream=False):
-    """A runner over `jaxnets.fit`; model/loss default to the MLP config's; stream=True feeds fit the batches
-    of `host_batches` instead of the (x, y) arrays."""
-    from peers import optax_optimizer
-
-    if model is None:
-        model, loss = model_and_loss(cfg)
-    optimizer = optimizer or optax_optimizer(cfg)
-    train = host_batches(x, y, cfg.batch, seed) if stream else (x, y)
+def runner(model, loss, optimizer, x, y, batch, seed, *, gradients="manual", fit_kwargs=None, stream=False):
+    """The epoch runner of `jaxnets.fit(model, loss, optimizer, (x, y), batch_size=batch, ...)` for any model
+    (`build` makes the config's MLP; benchmarks/device.py passes CNNs and `fit` options such as `loop`);
+    stream=True feeds fit the batches of `host_batches` instead of the (x, y) arrays."""
+    train = host_batches(x, y, batch, seed) if stream else (x, y)
     resume, finished = threading.Semaphore(0), queue.Queue()
     stop = [False]
     errors = []
@@ -68,7 +71,7 @@ def build(cfg, x, y, seed, *, gradients="manual", optimizer=None, fit_kwargs=Non
 
     def work():
         try:
-            jaxnets.fit(model, loss, optimizer, train, epochs=10**9, batch_size=None if stream else cfg.batch,
+            jaxnets.fit(model, loss, optimizer, train, epochs=10**9, batch_size=None if stream else batch,
                         key=jax.random.PRNGKey(seed), gradients=gradients, progress=False, callbacks=[callback],
                         **(fit_kwargs or {}))
         except BaseException as err:  # reported to the caller of runner()
@@ -77,7 +80,7 @@ def build(cfg, x, y, seed, *, gradients="manual", optimizer=None, fit_kwargs=Non
 
     thread = threading.Thread(target=work, daemon=True)
 
-    def runner():
+    def run():
         if thread.ident is None:
             thread.start()
         else:
@@ -93,5 +96,5 @@ def build(cfg, x, y, seed, *, gradients="manual", optimizer=None, fit_kwargs=Non
             resume.release()
             thread.join()
 
-    runner.close = close
-    return runner
+    run.close = close
+    return run
