@@ -22,6 +22,16 @@ class Dataset(NamedTuple):
     y_test: np.ndarray
     classes: tuple
 
+    def __repr__(self) -> str:
+        kind = f"{len(self.classes)} classes" if self.classes else "regression"
+        lo, hi = (float(self.x_train.min()), float(self.x_train.max())) if self.x_train.size else (0.0, 0.0)
+        return (f"Dataset({self.x_train.shape[0]} train / {self.x_test.shape[0]} test examples of shape "
+                f"{tuple(self.x_train.shape[1:])} {self.x_train.dtype} in [{lo:.3g}, {hi:.3g}], {kind}"
+                + (f": {', '.join(map(str, self.classes[:10]))}{', ...' if len(self.classes) > 10 else ''}"
+                   if self.classes else "") + ")")
+
+    __str__ = __repr__
+
 
 def check_dataset(ds: Dataset, name: str) -> Dataset:
     """Validate a freshly built dataset; raise ValueError naming `name` and the problem."""

@@ -6,7 +6,7 @@ from typing import Any, Optional
 
 import jax
 
-from jaxnets.training.history import write_csv
+from jaxnets.training.history import to_pandas, write_csv
 
 METRICS = ("best_epoch", "epochs_run", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
            "stopped_early", "diverged")
@@ -133,6 +133,10 @@ class SweepResult:
 
     def __repr__(self) -> str:
         return f"SweepResult({len(self)} configs, monitor={self.monitor!r}, best_index={self.best_index})"
+
+    def to_pandas(self):
+        """The rows as a pandas DataFrame (one row per configuration, in search order; pandas is optional)."""
+        return to_pandas(self.rows, self.columns)
 
     def to_csv(self, path) -> str:
         """Write the rows (header: the columns) to `path`; returns the path."""

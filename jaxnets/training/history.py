@@ -7,6 +7,7 @@ compilation). Accuracy columns are absent for regression targets, val columns wi
 
     history["val_loss"]              # [0.41, 0.33, ...], None where a row lacks the column
     history.to_json("h.json"); History.from_json("h.json"); history.to_csv("h.csv")
+    history.to_pandas()              # a DataFrame indexed by epoch (pandas: pip install jaxnets[pandas])
 """
 from __future__ import annotations
 
@@ -90,6 +91,10 @@ class History:
         """Write a header line of column names and one line per epoch (empty cells for missing values)."""
         return write_csv(path, self.rows, self.columns)
 
+    def to_pandas(self):
+        """A pandas DataFrame with one row per epoch, indexed by "epoch" (pandas is an optional dependency)."""
+        return to_pandas(self.rows, self.columns, index="epoch")
+
     def save(self, path) -> str:
         """`to_csv` for a .csv path, else `to_json`."""
         return self.to_csv(path) if os.fspath(path).lower().endswith(".csv") else self.to_json(path)
@@ -98,6 +103,17 @@ class History:
 def _parent(path: str) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
+
+
+def to_pandas(rows, columns, index=None):
+    """`rows` (dicts) as a pandas DataFrame with `columns` (missing values as NaN), optionally indexed."""
+    try:
+        import pandas as pd
+    except ImportError as err:
+        raise ImportError("to_pandas needs pandas: pip install 'jaxnets[pandas]' (or pip install pandas); "
+                          "to_csv and to_json need nothing") from err
+    frame = pd.DataFrame([{c: r.get(c) for c in columns} for r in rows], columns=list(columns))
+    return frame.set_index(index) if index is not None and index in frame.columns else frame
 
 
 def write_csv(path, rows, columns) -> str:
