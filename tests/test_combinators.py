@@ -172,6 +172,24 @@ def test_summary_of_the_textbook_cnn():
     assert s.params == 20 * 25 + 20 + 2880 * 100 + 100 + 100 * 10 + 10
 
 
+def test_combinators_train_in_fit_with_both_gradient_sources_and_in_an_ensemble():
+    model = jn.serial(Dense(12), Relu, residual(Dense(12, use_bias=False), BatchNorm(), Relu),
+                      FanOut(2), branches(jn.serial(Dense(12), Dropout(0.2)), Tanh), FanInSum, Dense(10))
+    ds = jn.data.load("digits")
+    data, val = (ds.x_train[:400], ds.y_train[:400]), (ds.x_test, ds.y_test)
+    args = dict(epochs=3, batch_size=32, val_data=val, progress=False)
+    runs = {g: jn.fit(model, LOSS, jn.optim.sgd(0.1, momentum=0.9), data, key=jax.random.key(0), gradients=g,
+                      **args) for g in ("manual", "autodiff")}
+    for a, b in zip(jax.tree_util.tree_leaves(runs["manual"].params), jax.tree_util.tree_leaves(runs["autodiff"].params)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    assert runs["manual"].history["val_accuracy"][-1] > 0.5
+    keys = jax.random.split(jax.random.key(1), 3)
+    ens = jn.fit_ensemble(model, LOSS, jn.optim.sgd(0.1, momentum=0.9), data, keys=keys, **args)
+    alone = jn.fit(model, LOSS, jn.optim.sgd(0.1, momentum=0.9), data, key=keys[2], **args)
+    for a, b in zip(jax.tree_util.tree_leaves(ens.member(2).params), jax.tree_util.tree_leaves(alone.params)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
 def test_print_worst_errors():
     """Runs last in this module: the worst float64 manual~autodiff error per new layer and composed model."""
     if WORST:

@@ -103,3 +103,30 @@ def test_early_stopping_per_member_freezes_it():
 def test_bad_keys():
     with pytest.raises(ValueError, match="split"):
         fit_ensemble(MODEL, LOSS, OPT, (X, Y), epochs=1, batch_size=32, keys=jax.random.key(0), progress=False)
+
+
+def test_voting_reads_the_last_layers_metadata_not_its_name():
+    # A user's layer called "Softmax" that outputs unnormalised scores declares nothing: its outputs are logits.
+    # A layer under any name that declares probability outputs is averaged as probabilities.
+    from jaxnets.ensembles import outputs_are_probabilities
+
+    scores = jn.layers.elementwise("Softmax", lambda z: 3 * z, lambda z: 3 * jnp.ones_like(z))
+    probs = jn.layers.elementwise("Squash", jax.nn.sigmoid, lambda y: y * (1 - y), derivative_of="output",
+                                  meta=jn.Meta(outputs="probabilities"))
+    assert not outputs_are_probabilities(jn.serial(jn.Dense(3), scores))
+    assert outputs_are_probabilities(jn.serial(jn.Dense(3), probs))
+    assert outputs_are_probabilities(jn.serial(jn.Dense(3), jn.Softmax))
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 4)).astype(np.float32)
+    for last, as_probabilities in ((scores, False), (probs, True)):
+        model = jn.serial(jn.Dense(3), last)
+        params, state = jax.vmap(lambda k: model.init(k, (4,))[1:])(jax.random.split(jax.random.key(0), 5))
+        out = member_outputs(model, params, state, x)
+        for how in ("plurality", "mean"):
+            np.testing.assert_array_equal(vote(model, params, state, x, how=how),
+                                          combine(out, how, probabilities=as_probabilities))
+    # the two readings really differ on these outputs, so the test can tell them apart
+    model = jn.serial(jn.Dense(3), scores)
+    params, state = jax.vmap(lambda k: model.init(k, (4,))[1:])(jax.random.split(jax.random.key(0), 5))
+    out = member_outputs(model, params, state, x)
+    assert not np.array_equal(combine(out, "mean", probabilities=True), combine(out, "mean", probabilities=False))

@@ -38,3 +38,21 @@ def test_normal_std_and_zeros_and_dtype(x64):
     np.testing.assert_array_equal(init.zeros(None, (3,)), 0.0)
     with pytest.raises(ValueError, match="std must be > 0"):
         init.normal(0.0)
+
+
+def test_the_initializers_jax_also_has_draw_the_same_samples():
+    import jax.nn.initializers as jinit
+
+    key = jax.random.key(3)
+    for shape in ((30, 20), (3, 3, 4, 8)):
+        np.testing.assert_allclose(init.glorot_uniform(key, shape), jinit.glorot_uniform()(key, shape),
+                                   rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(init.normal(0.3)(key, shape), jinit.normal(0.3)(key, shape), rtol=1e-6)
+        np.testing.assert_array_equal(init.zeros(key, shape), jinit.zeros(key, shape))
+        np.testing.assert_array_equal(init.ones(key, shape), jinit.ones(key, shape))
+    # he_normal / lecun_normal are untruncated (jax's are truncated at 2σ): same variance, different tails
+    w = np.asarray(init.he_normal(key, (784, 2000)))
+    assert np.std(w) == pytest.approx(np.sqrt(2 / 784), rel=0.01)
+    assert np.max(np.abs(w)) > 2.5 * np.sqrt(2 / 784)        # beyond 2σ: not truncated
+    t = np.asarray(jinit.he_normal()(key, (784, 2000)))
+    assert np.max(np.abs(t)) <= 2 * np.sqrt(2 / 784) / 0.87962566 + 1e-6

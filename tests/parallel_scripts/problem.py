@@ -11,12 +11,14 @@ FEATURES, CLASSES, HIDDEN, BATCH, EPOCHS = 12, 4, 16, 32, 2
 N = 192            # 6 batches of 32 per epoch
 N_REM = 200        # 6 batches of 32 and a last one of 8 (splits over 8 devices, 1 per device)
 
-# name -> (batch_norm, dropout rate, gradients, optimizer name, number of examples)
+# name -> (model: "mlp" or "residual", batch_norm, dropout rate, gradients, optimizer name, number of examples)
 CASES = {
-    "manual": (False, None, "manual", "sgd", N_REM),
-    "autodiff-dropout": (False, 0.25, "autodiff", "adam", N),
-    "batchnorm-manual": (True, None, "manual", "sgd", N),
-    "batchnorm-autodiff": (True, None, "autodiff", "sgd", N),
+    "manual": ("mlp", False, None, "manual", "sgd", N_REM),
+    "autodiff-dropout": ("mlp", False, 0.25, "autodiff", "adam", N),
+    "batchnorm-manual": ("mlp", True, None, "manual", "sgd", N),
+    "batchnorm-autodiff": ("mlp", True, None, "autodiff", "sgd", N),
+    "residual-manual": ("residual", True, None, "manual", "sgd", N),
+    "residual-autodiff": ("residual", True, 0.25, "autodiff", "adam", N),
 }
 
 
@@ -32,16 +34,24 @@ def make_data(n: int = N, seed: int = 0):
 def setup(case: str):
     """(model, loss, optimizer, gradients) of a case."""
     from jaxnets import losses, optim
+    from jaxnets.core import serial
+    from jaxnets.layers import BatchNorm, Dense, Dropout, FanInSum, FanOut, Relu, Tanh, branches, residual
     from jaxnets.models import mlp
 
-    batch_norm, dropout, gradients, opt, _ = CASES[case]
-    model = mlp([FEATURES, HIDDEN, CLASSES], activation="relu", batch_norm=batch_norm, dropout=dropout)
+    kind, batch_norm, dropout, gradients, opt, _ = CASES[case]
+    if kind == "mlp":
+        model = mlp([FEATURES, HIDDEN, CLASSES], activation="relu", batch_norm=batch_norm, dropout=dropout)
+    else:   # skip connections, fan-out into branches (BatchNorm, Dropout inside), fan-in
+        model = serial(Dense(HIDDEN), Relu,
+                       residual(Dense(HIDDEN, use_bias=False), BatchNorm(), Relu),
+                       FanOut(2), branches(serial(Dense(HIDDEN), Dropout(dropout or 0.0)), Tanh), FanInSum,
+                       residual(Dense(CLASSES), shortcut=Dense(CLASSES, use_bias=False)))
     optimizer = optim.sgd(0.1, momentum=0.9) if opt == "sgd" else optim.adam(1e-2)
     return model, losses.softmax_cross_entropy, optimizer, gradients
 
 
 def case_data(case: str):
-    return make_data(CASES[case][4])
+    return make_data(CASES[case][5])
 
 
 def train(case: str, mesh=None, data=None, seed: int = 0, batch_size: int = BATCH, info=None, **kwargs):
