@@ -22,17 +22,29 @@ node becomes a tuple of its children.
 
 Atomic write: temporary file in the target directory, fsync, `os.replace` onto the final name, fsync of the
 directory, so the final name always holds either the previous complete file or the new one.
+
+What `save` replaces. Only a regular file (or nothing). If the path exists as anything else — a directory, a
+symbolic link (to a file or dangling), a character or block device such as /dev/null, a FIFO or a socket —
+`save` raises `CheckpointTargetError` (an OSError) naming the path and what it is, before it writes anything;
+`os.replace` would otherwise swap the device node or the link itself for a zip file. Symbolic links are refused
+rather than followed: pass the link's target path explicitly (the error message gives it). The check looks at
+the path just before writing; it is a guard against mistakes, not against another process swapping the path
+in between. When writing fails (disk full, permissions, a parent that is a file), `save` raises the same
+OSError type with the same errno, naming the checkpoint path in its message (and as `err.filename` when the
+failure has an errno), and removes its temporary file.
 """
 from __future__ import annotations
 
 import collections
 import contextlib
 import datetime
+import errno
 import functools
 import json
 import os
 import re
 import secrets
+import stat
 import zipfile
 from typing import Any
 
@@ -49,6 +61,15 @@ _CKPT_RE = re.compile(r"^ckpt-(\d+)\.npz$")
 
 class CheckpointError(ValueError):
     """A checkpoint is corrupt, not a jaxnets checkpoint, or does not match the expected tree."""
+
+
+class CheckpointTargetError(OSError):
+    """`save` refused to write: its path exists and is not a regular file (a directory, symbolic link, device,
+    FIFO or socket). An OSError, like the other reasons a save can fail: `filename` is the path, `errno` is
+    EISDIR for a directory and EEXIST otherwise, `strerror` (and str()) is the explanation with the fix."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
 
 
 # ---------------------------------------------------------------------------------------------- structure
@@ -150,9 +171,14 @@ def save(path: str | os.PathLike, tree: Any, metadata: dict | None = None) -> st
     """Write `tree` (and JSON-serialisable `metadata`) to the `.npz` file `path`, atomically; return the path.
 
     The parent directory is created if needed. Raises TypeError for a leaf that is not a numeric array, Python
-    scalar or typed PRNG key, and for metadata that is not a JSON-serialisable dict.
+    scalar or typed PRNG key, and for metadata that is not a JSON-serialisable dict; CheckpointTargetError (an
+    OSError) when `path` exists and is not a regular file — a directory, symbolic link, device, FIFO or socket —
+    before writing anything (pass a symbolic link's target path explicitly); and, when writing fails, the
+    OSError of the failure (same type and errno) naming the checkpoint path, its temporary file removed.
     """
     path = os.fspath(path)
+    if not path:
+        raise ValueError("checkpoint.save(path): the path is empty; give a file name such as runs/ckpt-1.npz")
     if metadata is not None and not isinstance(metadata, dict):
         raise TypeError(f"checkpoint metadata must be a dict, got {type(metadata).__name__}")
     structure, arrays = _encode(tree)
@@ -166,6 +192,56 @@ def save(path: str | os.PathLike, tree: Any, metadata: dict | None = None) -> st
         raise TypeError(f"checkpoint metadata must be JSON-serialisable ({err}); convert numpy values with "
                         "float()/int()/.tolist()") from None
     arrays[META_KEY] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+    _check_target(path)
+    try:
+        _write_atomically(path, arrays)
+    except OSError as err:
+        raise _write_error(err, path) from err
+    return path
+
+
+def _kind(mode: int) -> str:
+    """What a non-regular file is, in words, from its lstat mode."""
+    for test, kind in ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return kind
+    return "not a regular file"
+
+
+def _refuse(path: str, what: str, fix: str) -> CheckpointTargetError:
+    code = errno.EISDIR if what == "a directory" else errno.EEXIST
+    return CheckpointTargetError(code, f"checkpoint.save: {path} is {what}; {fix}", path)
+
+
+def _check_target(path: str) -> None:
+    """Raise CheckpointTargetError unless `path` is absent or a regular file (symbolic links are not followed)."""
+    if not os.path.basename(path):
+        raise _refuse(path, "a directory name (it ends with a separator)",
+                      "give the file to write, e.g. " + os.path.join(path, "ckpt-1.npz"))
+    if not os.path.lexists(path):
+        return
+    mode = os.lstat(path).st_mode
+    if stat.S_ISREG(mode):
+        return
+    if stat.S_ISLNK(mode):
+        target = os.readlink(path)
+        if not os.path.exists(path):
+            raise _refuse(path, f"a dangling symbolic link (to {target}, which does not exist)",
+                          "save does not write through symbolic links: remove the link, or pass the path the file "
+                          "should have explicitly")
+        raise _refuse(path, f"a symbolic link (to {target})", "save does not write through symbolic links (it would "
+                      f"replace the link itself): pass the target path {os.path.realpath(path)} explicitly")
+    what = _kind(mode)
+    fix = ("give a file path inside it, e.g. " + os.path.join(path, "ckpt-1.npz") if what == "a directory"
+           else "save only replaces regular files: choose a file path")
+    raise _refuse(path, what, fix)
+
+
+def _write_atomically(path: str, arrays: dict) -> None:
+    """The .npz of `arrays` at `path` via a temporary file in the same directory, fsync and os.replace; the
+    temporary file is removed on any failure."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
@@ -180,11 +256,22 @@ def save(path: str | os.PathLike, tree: Any, metadata: dict | None = None) -> st
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
     _fsync_dir(directory)
-    return path
+
+
+def _write_error(err: OSError, path: str) -> OSError:
+    """`err` again, of the same type and errno, naming the checkpoint path instead of the temporary file."""
+    reason = (f"{err.strerror or err} (checkpoint not saved: whatever was at that path is unchanged and no "
+              "temporary file is left; free space, fix permissions or pass another path)")
+    try:
+        if err.errno is None:
+            return type(err)(f"{reason}: {path!r}")
+        return type(err)(err.errno, reason, path)
+    except Exception:  # an OSError subclass with its own constructor
+        return OSError(err.errno, reason, path)
 
 
 # ------------------------------------------------------------------------------------------------- load

@@ -1,7 +1,9 @@
 """Tests for jaxnets.checkpoint: bit-exact round trips, `like` validation, corruption, no pickle, atomicity."""
 import collections
+import errno
 import functools
 import os
+import stat
 import zipfile
 from typing import NamedTuple
 
@@ -327,3 +329,99 @@ def test_round_trip_property(tmp_path_factory, tree):
     path = tmp_path_factory.mktemp("prop") / "c.npz"
     ckpt.save(path, {"t": tree})
     assert_bit_exact(ckpt.load(path, like={"t": tree}), {"t": tree})
+
+
+# ------------------------------------------------------------------------------ what save refuses to replace
+def assert_refused(path, what):
+    """save(path) raises CheckpointTargetError (an OSError) naming the path and `what` it is."""
+    with pytest.raises(ckpt.CheckpointTargetError) as err:
+        ckpt.save(path, {"w": np.ones(2)})
+    assert isinstance(err.value, OSError) and err.value.filename == str(path)
+    assert str(path) in str(err.value) and what in str(err.value), str(err.value)
+    return err.value
+
+
+def test_save_refuses_a_directory_at_the_path(tmp_path):
+    target = tmp_path / "ckpt-1.npz"
+    target.mkdir()
+    err = assert_refused(target, "is a directory")
+    assert err.errno == errno.EISDIR and "inside it" in str(err)
+    assert target.is_dir() and os.listdir(target) == [] and os.listdir(tmp_path) == ["ckpt-1.npz"]
+    with pytest.raises(ckpt.CheckpointTargetError, match="ends with a separator"):
+        ckpt.save(str(tmp_path) + os.sep, {"w": np.ones(2)})
+
+
+def test_save_refuses_symbolic_links_and_names_the_target(tmp_path):
+    real = tmp_path / "real.npz"
+    ckpt.save(real, {"w": np.zeros(2)})
+    before = real.read_bytes()
+    link = tmp_path / "link.npz"
+    link.symlink_to(real)
+    err = assert_refused(link, "is a symbolic link")
+    assert f"pass the target path {real}" in str(err)
+    assert link.is_symlink() and real.read_bytes() == before
+    dangling = tmp_path / "dangling.npz"
+    dangling.symlink_to(tmp_path / "nowhere.npz")
+    assert_refused(dangling, "dangling symbolic link")
+    assert dangling.is_symlink() and not (tmp_path / "nowhere.npz").exists()
+    assert sorted(os.listdir(tmp_path)) == ["dangling.npz", "link.npz", "real.npz"]
+    ckpt.save(os.path.realpath(link), {"w": np.ones(2)})   # the explicit target path is a regular file: fine
+    assert ckpt.load(link)["w"].tolist() == [1.0, 1.0]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+def test_save_refuses_a_fifo(tmp_path):
+    fifo = tmp_path / "pipe.npz"
+    os.mkfifo(fifo)
+    assert_refused(fifo, "a FIFO")
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and os.listdir(tmp_path) == ["pipe.npz"]
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/null"), reason="no /dev/null")
+def test_save_refuses_a_device_and_leaves_it_alone(monkeypatch):
+    assert stat.S_ISCHR(os.lstat("/dev/null").st_mode)
+    real_replace = os.replace
+
+    def guard(src, dst):  # should save ever regress, it must not swap the machine's /dev/null for a zip file
+        if os.fspath(dst) == "/dev/null":
+            raise AssertionError("save tried to replace /dev/null")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", guard)
+    assert_refused("/dev/null", "a character device")
+    assert stat.S_ISCHR(os.lstat("/dev/null").st_mode)
+    assert not [name for name in os.listdir("/dev") if name.startswith(".null.tmp-")]
+
+
+def test_a_failed_write_names_the_path_keeps_the_errno_and_leaves_no_temporary_file(tmp_path, monkeypatch):
+    path = tmp_path / "ckpt-1.npz"
+    real_write = np.lib.format.write_array
+
+    def disk_full(fp, array, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(np.lib.format, "write_array", disk_full)
+    with pytest.raises(OSError) as err:
+        ckpt.save(path, {"w": np.ones(3)})
+    assert err.value.errno == errno.ENOSPC and err.value.filename == str(path)
+    assert str(path) in str(err.value) and "No space left on device" in str(err.value)
+    assert err.value.strerror.startswith("No space left on device")
+    assert os.listdir(tmp_path) == []
+    monkeypatch.setattr(np.lib.format, "write_array", real_write)
+
+    def denied(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", "/somewhere/.tmp-file")
+
+    with monkeypatch.context() as patch, pytest.raises(PermissionError) as err:
+        patch.setattr(os, "open", denied)
+        ckpt.save(path, {"w": np.ones(3)})
+    assert err.value.filename == str(path) and ".tmp-" not in str(err.value)
+
+
+def test_a_parent_that_is_a_file_is_an_oserror_naming_the_path(tmp_path):
+    blocker = tmp_path / "somefile"
+    blocker.write_text("x")
+    with pytest.raises(OSError) as err:
+        ckpt.save(blocker / "ckpt-1.npz", {"w": np.ones(2)})
+    assert str(blocker / "ckpt-1.npz") in str(err.value)
+    assert blocker.read_text() == "x" and os.listdir(tmp_path) == ["somefile"]

@@ -7,7 +7,9 @@ import sys
 
 import pytest
 
-from jaxnets.cli import main
+import jaxnets
+from jaxnets import losses
+from jaxnets.cli import build_parser, main, output_unit
 
 
 def test_train_two_epochs_writes_metrics_plot_and_gradcheck(tmp_path, capsys):
@@ -17,6 +19,8 @@ def test_train_two_epochs_writes_metrics_plot_and_gradcheck(tmp_path, capsys):
                  "--plot-out", str(plot), "--gradcheck", "--gradcheck-batch", "4", "--no-progress"])
     out = capsys.readouterr().out
     assert code == 0, out
+    # the layer table comes before training
+    assert out.index("total: 610") < out.index("trained 2 epochs") and "Dense(8)" in out
     rows = json.loads(metrics.read_text())["rows"]
     assert [r["epoch"] for r in rows] == [1, 2]
     assert {"train_loss", "train_accuracy", "val_loss", "val_accuracy", "time"} <= set(rows[0])
@@ -28,11 +32,15 @@ def test_train_two_epochs_writes_metrics_plot_and_gradcheck(tmp_path, capsys):
     # the gradcheck tables come after the accuracy line: float32 then float64
     assert "manual~autodiff in float32" in "\n".join(lines[test_line:])
     assert "manual~autodiff in float64" in out and "gradient check: PASSED" in out
+    assert "in place Sigmoid" in out   # check_model: every layer checked where it sits
 
 
 def test_train_rejects_sizes_that_do_not_fit_the_data(capsys):
-    assert main(["train", "--dataset", "digits", "--sizes", "10,5,10", "--epochs", "1"]) == 2
-    assert "use --sizes 64" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as done:
+        main(["train", "--dataset", "digits", "--sizes", "10,5,10", "--epochs", "1"])
+    assert done.value.code == 2
+    err = capsys.readouterr().err
+    assert "use --sizes 64" in err and "usage: jaxnets train" in err
 
 
 def test_gradcheck_exit_status(capsys):
@@ -40,10 +48,107 @@ def test_gradcheck_exit_status(capsys):
             "--lmbda", "0.1", "--batch", "3"]
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "man~auto" in out and "PASSED" in out
-    # finite differences never agree exactly, so a zero tolerance must fail with exit status 1
+    assert "man~auto" in out and "PASSED" in out and "in place Tanh" in out
+    # finite differences never agree exactly, so a zero tolerance must fail with exit status 1, naming a layer
     assert main(args + ["--fd-rtol", "0"]) == 1
-    assert "FAILED" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "FAILED" in out and "gradient mismatch in" in out
+
+
+@pytest.mark.parametrize("model, extra, layer", [
+    ("cnn", ["--sizes", "64,3"], "in place Conv2D"),
+    ("bn", ["--sizes", "4,5,3", "--eval", "--batch", "1"], "in place BatchNorm"),   # one example is fine in eval
+])
+def test_gradcheck_models_check_every_layer_in_place(capsys, model, extra, layer):
+    assert main(["gradcheck", "--model", model, "--activation", "tanh", "--batch", "3"] + extra) == 0
+    out = capsys.readouterr().out
+    assert layer in out and "gradient check: PASSED" in out
+    assert ("evaluation mode" if "--eval" in extra else "training mode") in out
+
+
+TRAIN = ["train", "--epochs", "1", "--no-progress"]
+GRADCHECK = ["gradcheck", "--sizes", "4,5,3", "--batch", "3"]
+USAGE_ERRORS = [
+    (TRAIN + ["--sizes", "64,,10"], "--sizes"),
+    (TRAIN + ["--sizes", "64,30,10,"], "--sizes"),
+    (TRAIN + ["--val-fraction", "-0.1"], "--val-fraction"),
+    (TRAIN + ["--val-fraction", "1"], "--val-fraction"),
+    (TRAIN + ["--early-stopping", "0"], "--early-stopping"),
+    (TRAIN + ["--early-stopping", "3", "--val-fraction", "0"], "--early-stopping"),
+    (TRAIN + ["--gradcheck", "--gradcheck-batch", "0"], "--gradcheck-batch"),
+    (TRAIN + ["--seed", "-5"], "--seed"),
+    (TRAIN + ["--epochs", "0"], "--epochs"),
+    (TRAIN + ["--batch-size", "0"], "--batch-size"),
+    (TRAIN + ["--checkpoint-every", "0"], "--checkpoint-every"),
+    (TRAIN + ["--learning-rate", "inf"], "--learning-rate"),
+    (TRAIN + ["--learning-rate", "nan"], "--learning-rate"),
+    (TRAIN + ["--learning-rate", "0"], "--learning-rate"),
+    (TRAIN + ["--lmbda", "-0.1"], "--lmbda"),
+    (TRAIN + ["--lmbda", "nan"], "--lmbda"),
+    (TRAIN + ["--momentum", "1"], "--momentum"),
+    (TRAIN + ["--momentum", "-0.5"], "--momentum"),
+    (TRAIN + ["--metrics-out", "{file}/x.json"], "--metrics-out"),
+    (TRAIN + ["--metrics-out", "{dir}"], "--metrics-out"),
+    (TRAIN + ["--plot-out", "{file}/sub/c.png"], "--plot-out"),
+    (TRAIN + ["--metrics-out", ""], "--metrics-out"),
+    (TRAIN + ["--checkpoint-dir", "{file}"], "--checkpoint-dir"),
+    (TRAIN + ["--checkpoint-dir", "{file}/runs"], "--checkpoint-dir"),
+    (TRAIN + ["--resume"], "--resume"),
+    (TRAIN + ["--loss", "binary_cross_entropy", "--output", "identity"], "--output"),
+    (GRADCHECK + ["--batch", "0"], "--batch"),
+    (GRADCHECK + ["--rtol", "-1"], "--rtol"),
+    (GRADCHECK + ["--rtol", "nan"], "--rtol"),
+    (GRADCHECK + ["--fd-rtol", "nan"], "--fd-rtol"),
+    (GRADCHECK + ["--fd-rtol", "-0.1"], "--fd-rtol"),
+    (GRADCHECK + ["--loss", "binary_cross_entropy", "--output", "identity"], "--output"),
+    (GRADCHECK + ["--loss", "binary_cross_entropy", "--output", "none"], "--output"),
+    (GRADCHECK + ["--loss", "softmax_cross_entropy", "--sizes", "4,5,1"], "--loss"),
+    (GRADCHECK + ["--model", "bn", "--batch", "1"], "--batch"),
+]
+
+
+@pytest.mark.parametrize("argv, flag", USAGE_ERRORS, ids=[" ".join(a[4 if a[0] == "train" else 5:])
+                                                          for a, _ in USAGE_ERRORS])
+def test_malformed_arguments_are_usage_errors_before_any_work(tmp_path, capsys, argv, flag):
+    (tmp_path / "file").write_text("not a directory")
+    argv = [a.format(file=tmp_path / "file", dir=tmp_path) for a in argv]
+    with pytest.raises(SystemExit) as done:
+        main(argv)
+    captured = capsys.readouterr()
+    assert done.value.code == 2
+    assert f"usage: jaxnets {argv[0]}" in captured.err and flag in captured.err, captured.err
+    assert "Traceback" not in captured.err
+    assert captured.out == ""   # nothing was loaded, trained or checked
+    assert sorted(os.listdir(tmp_path)) == ["file"]
+
+
+def test_usage_error_from_the_command_line_has_no_traceback():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(jaxnets.__file__)))
+    done = subprocess.run([sys.executable, "-m", "jaxnets.cli", "train", "--seed", "-5"], capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "PYTHONPATH": root})
+    assert done.returncode == 2 and done.stdout == ""
+    assert "argument --seed:" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_help_shows_defaults_and_version_prints_it(capsys):
+    for command, shown in (("train", ["(default: 30)", "(default: 64,30,10)", "(default: 0.1)"]),
+                           ("gradcheck", ["(default: mlp)", "(default: 1e-06)"])):
+        with pytest.raises(SystemExit) as done:
+            main([command, "--help"])
+        out = capsys.readouterr().out
+        assert done.value.code == 0 and all(s in out for s in shown), out
+        assert "(default: None)" not in out and "(default: False)" not in out
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out == f"jaxnets {jaxnets.__version__}\n"
+
+
+def test_auto_output_follows_loss_on_logits():
+    parser = build_parser()
+    for name, loss in losses.LOSSES.items():
+        args = parser.parse_args(["gradcheck", "--loss", name, "--activation", "tanh"])
+        expected = None if loss.on_logits else ("sigmoid" if name == "binary_cross_entropy" else "tanh")
+        assert output_unit(args) == expected, name
 
 
 def test_datasets_lists_offline_availability(capsys):
