@@ -213,20 +213,15 @@ def output_unit(args, regression: bool = False):
     loss = losses.get(args.loss)
     if loss.on_logits:
         return None
-    if _needs_probabilities(loss):
+    if loss.on_probabilities:
         return "sigmoid"
     return "identity" if regression else args.activation
-
-
-def _needs_probabilities(loss) -> bool:
-    """A cross-entropy on probabilities: log a and log(1 − a) need outputs in (0, 1)."""
-    return not loss.on_logits and loss.name.endswith("cross_entropy")
 
 
 def check_loss_and_output(args, regression: bool = False) -> None:
     """Usage error when the loss is undefined on what the output unit produces."""
     loss, unit = losses.get(args.loss), output_unit(args, regression)
-    if _needs_probabilities(loss) and unit not in PROBABILITY_UNITS:
+    if loss.on_probabilities and unit not in PROBABILITY_UNITS:
         produces = "raw scores (logits)" if unit is None else f"{unit} outputs"
         on_logits = sorted(name for name, other in losses.LOSSES.items() if other.on_logits)
         args.parser.error(f"--output {args.output} gives {produces}, which can leave (0, 1), but --loss {args.loss} "

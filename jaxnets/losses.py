@@ -19,8 +19,10 @@ class Loss(NamedTuple):
     """value(outputs, targets) -> scalar batch mean; grad(outputs, targets) -> ∂C/∂outputs (the 1/m included).
 
     on_logits: the loss takes raw scores (logits), not probabilities; with one output unit the predicted class
-        is then output > 0 (else output > 0.5). check: optional `check(output_shape, targets)` raising
-        ValueError for combinations the loss cannot make sense of (run on host arrays before training).
+        is then output > 0 (else output > 0.5). on_probabilities: the loss is defined only for outputs in (0, 1)
+        (binary cross-entropy's log a and log(1 − a)), so the model must end in a unit producing them.
+        check: optional `check(output_shape, targets)` raising ValueError for combinations the loss cannot make
+        sense of (run on host arrays before training).
     """
 
     value: Callable[[jax.Array, jax.Array], jax.Array]
@@ -28,6 +30,7 @@ class Loss(NamedTuple):
     name: str
     on_logits: bool = False
     check: Optional[Callable[[tuple, np.ndarray], None]] = None
+    on_probabilities: bool = False
 
 
 def as_dense_targets(outputs: jax.Array, targets: jax.Array, name: str = "loss") -> jax.Array:
@@ -109,7 +112,7 @@ def _bce_grad(a, y):
 
 
 binary_cross_entropy = Loss(_bce_value, _bce_grad, "binary_cross_entropy",
-                            check=_check_unit_interval("binary_cross_entropy"))
+                            check=_check_unit_interval("binary_cross_entropy"), on_probabilities=True)
 
 
 # --- the same cost on logits z, a = σ(z): −y ln σ(z) − (1 − y) ln(1 − σ(z)) = ln(1 + eᶻ) − z·y ------------

@@ -289,12 +289,13 @@ def _check_initial_cost(build, loss, config, ts, x, y) -> None:
     """The cost must be finite at the initial params on the first examples; else the loss cannot be evaluated on
     the model's outputs (e.g. binary_cross_entropy on outputs outside (0, 1)) and training would diverge at once."""
     n = min(int(x.shape[0]), 8)
-    value, outputs = cached(_initial_cost, build.model, loss)(ts.params, ts.state, jnp.asarray(x[:n]), jnp.asarray(y[:n]))
+    value, outputs = cached(_initial_cost, build.model, loss)(ts.params, ts.state, jnp.asarray(x[:n]),
+                                                              jnp.asarray(y[:n]))
     value = float(value)
     if not np.isfinite(value):
         low, high = float(jnp.min(outputs)), float(jnp.max(outputs))
-        hint = (" binary_cross_entropy takes probabilities: end the model with Sigmoid, or use sigmoid_cross_entropy on "
-                "logits" if getattr(loss, "name", "") == "binary_cross_entropy" else "")
+        hint = (f" {getattr(loss, 'name', 'the loss')} takes probabilities in (0, 1): end the model with Sigmoid, or use "
+                "a loss on logits such as sigmoid_cross_entropy" if getattr(loss, "on_probabilities", False) else "")
         raise ValueError(f"the cost {getattr(loss, 'name', 'loss')} is {value} at the initial params on the first "
                          f"{n} training examples (model outputs in [{low:.4g}, {high:.4g}]): the loss is undefined on "
                          f"these outputs.{hint} Check that the loss matches the model's output layer")
