@@ -218,7 +218,7 @@ def splits(ds, *, n_train=None, n_val=None, n_test=None, seed=0):
 
 
 # --- training helpers live in experiments/trainers.py; re-exported here for the scripts -----------------------
-from experiments.trainers import evaluate_chunks, fit_stepwise, fit_tracked, protocols  # noqa: E402,F401
+from experiments.trainers import fit_tracked, protocols  # noqa: E402,F401
 
 
 def pct(x) -> str:
