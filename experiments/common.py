@@ -221,6 +221,26 @@ def splits(ds, *, n_train=None, n_val=None, n_test=None, seed=0):
 from experiments.trainers import fit_tracked, protocols  # noqa: E402,F401
 
 
+# --- gradient diagnostics ----------------------------------------------------------------------------------------
+def hidden_rows(layers) -> list[int]:
+    """Which rows of `jaxnets.diagnostics` output measure the hidden layers' ‖δˡ‖, given its "layers" names
+    ("0: Dense(30)", "1: BatchNorm(0.9)", ...; input to output). Every measured layer but the last (the output
+    Dense) is a row, except that a BatchNorm replaces the Dense just before it: that Dense's bias gradient is
+    identically zero (the batch mean cancels it) or absent (NaN, Dense(use_bias=False)), and the BatchNorm's β
+    plays the bias's part (‖∂C/∂βˡ‖). So mlp(..., batch_norm=True) gives its BatchNorm rows, a plain mlp or a
+    resnet_mlp its hidden Dense rows."""
+    def kind(name):
+        return name.split(": ", 1)[-1]
+
+    rows: list[int] = []
+    for i, name in enumerate(layers[:-1]):
+        if kind(name).startswith("BatchNorm") and rows and kind(layers[rows[-1]]).startswith("Dense"):
+            rows[-1] = i
+        else:
+            rows.append(i)
+    return rows
+
+
 def pct(x) -> str:
     return "n/a" if x is None else f"{100 * x:.2f} %"
 
