@@ -53,7 +53,7 @@ def main(argv=None):
     ds, ds_name = common.image_data()
     train, _, test = common.splits(ds, n_val=run.size(10_000, 200), n_train=run.size(1000, 200),
                                    n_test=run.size(None, 300), seed=run.seed)
-    epochs = run.size(30, 1)
+    epochs = run.size(30, 2)
     key = jax.random.key(run.seed)
     nielsen = initializers.nielsen_normal
     sizes = [common.n_inputs(ds)] + HIDDEN + [10]
