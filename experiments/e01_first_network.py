@@ -144,8 +144,8 @@ def modern_digits(run, train, val, test, epochs):
 
 
 def plot(run, results):
-    fig, axes = common.figure(ncols=3)
-    for ax, (name, r) in zip(axes[0][:2], results.items()):
+    fig, axes = common.figure(ncols=len(results) + 1)  # one accuracy panel per dataset, then the float64 check
+    for ax, (name, r) in zip(axes[0][:-1], results.items()):
         for source, style in (("manual", "-"), ("autodiff", "--")):
             c = r["curves"][source]
             ax.plot(common.epochs_axis(c["test_accuracy"]), np.multiply(c["test_accuracy"], 100), style,
@@ -153,7 +153,7 @@ def plot(run, results):
             ax.plot(common.epochs_axis(c["val_accuracy"]), np.multiply(c["val_accuracy"], 100), style, alpha=0.5,
                     label=f"{source} gradients (validation)")
         common.label(ax, f"{name}: sigmoid net, quadratic cost, η=3.0", "epoch", "accuracy (%)")
-    ax = axes[0][2]
+    ax = axes[0][-1]
     for i, (name, r) in enumerate(results.items()):
         d = r["float64_per_step"]
         steps = np.arange(1, len(d["params_max_abs_diff"]) + 1)
@@ -161,7 +161,7 @@ def plot(run, results):
         ax.plot(steps, d["grad_max_abs_diff_same_params"] + 1e-20, ":", color=f"C{i}",
                 label=f"{name}: max |∇_manual − ∇_autodiff| at same θ")
     common.label(ax, "float64, same init and batches: chaos, not a gradient bug", "SGD step (mini-batch of 10)",
-                 "absolute difference", log=True)
+                 "absolute difference", log=True, integer_x=True)
     run.savefig(fig, "curves")
 
 

@@ -50,7 +50,7 @@ def main(argv=None):
                                      n_test=run.size(None, 300), seed=run.seed)
     n_in = common.n_inputs(ds)
     model, loss = models.mlp([n_in, 100, 10], activation="relu"), losses.softmax_cross_entropy
-    epochs, batch = run.size(10, 1), 32
+    epochs, batch = run.size(10, 2), 32
     names = list(OPTIMIZERS) if not run.quick else ["Adam η=1e-3"]
     key = jax.random.key(run.seed)
     _, p0, s0 = jax.jit(lambda k: model.init(k, (n_in,)))(key)

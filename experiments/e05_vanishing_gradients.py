@@ -7,17 +7,18 @@ initialisation, on MNIST). Compared here: sigmoid vs ReLU vs sigmoid with batch 
 optimizer), and for the sigmoid network three initialisations: N(0, 1) (the book's first, "large" one),
 N(0, 1/n_in) (Nielsen / LeCun) and Glorot uniform. Norms are measured with
 `jaxnets.diagnostics.learning_speed` (per-epoch means over the mini-batch gradients, inside the compiled epoch);
-the initial row is recomputed over the 1,000 images in training mode (batch statistics for batch norm).
+the initial row is recomputed with `gradient_norms` over the 1,000 images in training mode (batch statistics for
+batch norm). With batch norm the bias of a layer is BatchNorm's β (the Dense bias in front of it has a zero
+gradient), so ‖∂C/∂βˡ‖ is measured there, at initialisation and in training.
 """
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 import jaxnets
-from jaxnets import gradients, initializers, losses, models, optim
-from jaxnets.diagnostics import learning_speed
+from jaxnets import initializers, losses, models, optim
+from jaxnets.diagnostics import gradient_norms, learning_speed
 
 from experiments import common
 
@@ -27,36 +28,24 @@ CLAIM = ("In a deep sigmoid net the early layers learn much more slowly (‖∂C
 HIDDEN = [30, 30, 30, 30]  # sizes = [n_in] + HIDDEN + [10], n_in from the data (784 for Fashion-MNIST)
 
 
-def hidden_speed(model, loss, params, state, x, y, key):
-    """‖∂C/∂bˡ‖ of each hidden layer over (x, y) in training mode; with batch norm ‖∂C/∂βˡ‖ instead, because the
-    Dense bias in front of a BatchNorm has an identically zero gradient (the batch mean cancels it)."""
-    _, grads = jax.jit(lambda p, s: gradients.manual(model, loss)(p, s, x, y, jaxnets.Ctx(True, key)))(params, state)
-    found = {"b": [], "beta": []}
-    for path, g in jax.tree_util.tree_leaves_with_path(grads):
-        name = getattr(path[-1], "key", None)
-        if name in found:
-            found[name].append(float(jnp.linalg.norm(g)))
-    return np.asarray(found["beta"] if found["beta"] else found["b"][:-1])
-
-
-def has_batch_norm(params):
-    return any(getattr(path[-1], "key", None) == "beta" for path, _ in jax.tree_util.tree_leaves_with_path(params))
-
-
 def measure(run, model, train, test, epochs, key):
+    """Train with `learning_speed` and read ‖δˡ‖ of the hidden layers: ‖∂C/∂bˡ‖ of the hidden Dense layers, or
+    ‖∂C/∂βˡ‖ of the BatchNorm layers in a batch-norm net (`common.hidden_rows`). The initial norms are taken
+    over the first 1,000 training images in training mode (batch statistics for batch norm)."""
     loss = losses.softmax_cross_entropy
     speed = learning_speed(model, loss, optim.sgd(0.1), train, epochs=epochs, batch_size=10, key=key)
-    x, y = jnp.asarray(train[0][:1000]), jnp.asarray(train[1][:1000])
+    rows = common.hidden_rows(speed.layers)
+    dense = [i for i, name in enumerate(speed.layers[:-1]) if "Dense" in name]  # the hidden layers' weights
     _, p0, s0 = jax.jit(lambda k: model.init(k, tuple(train[0].shape[1:])))(key)
-    init = hidden_speed(model, loss, p0, s0, x, y, key)
+    at_init = gradient_norms(model, loss, p0, s0, train[0][:1000], train[1][:1000], train=True, key=key)
+    init = at_init["delta"][rows]
     acc = jaxnets.evaluate(model, loss, speed.params, speed.state, test)["accuracy"]
-    delta, weight = np.asarray(speed.delta)[:, :-1], np.asarray(speed.weight)[:, :-1]  # hidden layers only
-    return {"layers": speed.layers[:-1], "bias_grad_norm": delta, "weight_grad_norm": weight,
+    delta, weight = np.asarray(speed.delta)[:, rows], np.asarray(speed.weight)[:, dense]
+    return {"layers": [speed.layers[i] for i in rows], "bias_grad_norm": delta, "weight_grad_norm": weight,
             "train_loss": speed.train_loss, "test_accuracy": acc, "init_hidden_speed": init,
             "init_ratio_first_to_last_hidden": float(init[0] / init[-1]),
-            # during training (mini-batch means): the Dense-bias measure; undefined with batch norm (zero there)
-            "training_ratio_first_to_last_hidden": None if has_batch_norm(p0)
-            else float(np.mean(delta[1:, 0] / delta[1:, -1]))}
+            # during training: the mean over epochs of the per-epoch mean mini-batch ratio
+            "training_ratio_first_to_last_hidden": float(np.mean(delta[1:, 0] / delta[1:, -1]))}
 
 
 def main(argv=None):
@@ -64,7 +53,7 @@ def main(argv=None):
     ds, ds_name = common.image_data()
     train, _, test = common.splits(ds, n_val=run.size(10_000, 200), n_train=run.size(1000, 200),
                                    n_test=run.size(None, 300), seed=run.seed)
-    epochs = run.size(30, 1)
+    epochs = run.size(30, 2)
     key = jax.random.key(run.seed)
     nielsen = initializers.nielsen_normal
     sizes = [common.n_inputs(ds)] + HIDDEN + [10]
@@ -102,11 +91,8 @@ def main(argv=None):
     run.savefig(fig, "speed")
 
     s = results[first]
-    def ratio(v):
-        r = v["training_ratio_first_to_last_hidden"]
-        return "n/a" if r is None else f"{r:.3f}"
-
-    parts = [f"{k}: ‖δ¹‖/‖δ⁴‖ = {v['init_ratio_first_to_last_hidden']:.3f} at init, {ratio(v)} in training, "
+    parts = [f"{k}: ‖δ¹‖/‖δ⁴‖ = {v['init_ratio_first_to_last_hidden']:.3f} at init, "
+             f"{v['training_ratio_first_to_last_hidden']:.3f} in training, "
              f"test {common.pct(v['test_accuracy'])}" for k, v in results.items()]
     measured = (f"{first} {sizes} init ‖δˡ‖ (hidden 1→4): " + ", ".join(f"{d:.4f}" for d in s["init_hidden_speed"])
                 + "; " + "; ".join(parts))

@@ -10,8 +10,9 @@ Part B (ablations, 10k training images, 5k validation images): the book's one-st
 max vs L2 pooling, with/without dropout 0.5 and with/without random one-pixel shifts (the book's expanded data,
 sampled per mini-batch), next to an MLP [784, 100, 10] on the same images.
 
-ConvNets train with `common.fit_stepwise` (one jitted `make_step` per mini-batch) instead of `jaxnets.fit`:
-on XLA:CPU convolutions inside the compiled epoch's `lax.scan` run ~12-15x slower (jax-ml/jax#12868).
+Every net trains with `jaxnets.fit` (through `common.fit_tracked`); its default `loop="auto"` drives the
+ConvNets on the CPU one jitted step per mini-batch from Python, since XLA:CPU runs convolutions inside a compiled
+epoch's `lax.scan` ~12-15x slower (jax-ml/jax#12868), and `jaxnets.evaluate` does the same per chunk.
 Accuracies: test accuracy at the epoch of best validation accuracy.
 """
 from __future__ import annotations
@@ -76,8 +77,8 @@ def main(argv=None):
     cnn = jaxnets.serial(Conv2D(20, 5, padding=pad), Relu, MaxPool(2), Conv2D(40, 5, padding=pad), Relu, MaxPool(2),
                          Flatten, Dense(256), Relu, Dropout(0.25), Dense(10), name="conv20-pool-conv40-pool-256")
     shift = augment.random_shift(1)
-    _, _, c = common.fit_stepwise(cnn, loss, cosine_adam(1e-3, e_cnn, n, batch), tri, epochs=e_cnn,
-                                  batch_size=batch, key=key, val=vali, test=testi, augment=shift, log=run.log)
+    _, c = common.fit_tracked(cnn, loss, cosine_adam(1e-3, e_cnn, n, batch), tri, epochs=e_cnn, batch_size=batch,
+                              key=key, val=vali, test=testi, augment=shift, verbose=True)
     results["headline"]["CNN conv20-pool-conv40-pool-256 ReLU, dropout 0.25, shifts"] = {"curves": c,
                                                                                 "protocols": common.protocols(c)}
     run.log("CNN", common.protocols(c))
@@ -99,8 +100,8 @@ def main(argv=None):
         variants = {}
     for name, v in variants.items():
         model = models.cnn(20, activation="relu", pooling=v["pooling"], dropout=v.get("dropout"))
-        _, _, c = common.fit_stepwise(model, loss, optim.adam(1e-3), sub_i, epochs=e_ab, batch_size=batch, key=key,
-                                      val=vali, test=testi, augment=shift if v.get("aug") else None)
+        _, c = common.fit_tracked(model, loss, optim.adam(1e-3), sub_i, epochs=e_ab, batch_size=batch, key=key,
+                                  val=vali, test=testi, augment=shift if v.get("aug") else None)
         results["ablation"][f"CNN {name}"] = {"curves": c, "protocols": common.protocols(c)}
         run.log(name, common.protocols(c))
     if not q:

@@ -47,13 +47,13 @@ def main(argv=None):
     ax.axhline(100 * acc["plurality"], color="C0", label=f"plurality vote ({100 * acc['plurality']:.2f} %)")
     ax.axhline(100 * acc["mean"], color="C1", ls="--", label=f"mean-probability vote ({100 * acc['mean']:.2f} %)")
     ax.set_ylim(100 * members.min() - 2, 100 * max(acc["plurality"], acc["mean"]) + 1)
-    common.label(ax, f"{ds_name}: {k} × [784,100,10], {epochs} epochs", "member", "test accuracy (%)")
+    common.label(ax, f"{ds_name}: {k} × [784,100,10], {epochs} epochs", "member", "test accuracy (%)", integer_x=True)
     ax = axes[0][1]
     sizes = np.arange(1, k + 1)
     ax.plot(sizes, 100 * np.asarray(by_size["plurality"]), marker="o", label="plurality vote")
     ax.plot(sizes, 100 * np.asarray(by_size["mean"]), marker="s", label="mean-probability vote")
     ax.axhline(100 * members.mean(), color="C7", ls=":", label="mean member")
-    common.label(ax, "ensemble of the first k members", "ensemble size k", "test accuracy (%)")
+    common.label(ax, "ensemble of the first k members", "ensemble size k", "test accuracy (%)", integer_x=True)
     run.savefig(fig, "votes")
 
     measured = (f"{ds_name}, {k} members, {train[0].shape[0]} images, {epochs} epochs: members "

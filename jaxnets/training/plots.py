@@ -15,6 +15,12 @@ def _pyplot():
     return plt
 
 
+def _integer_locator():
+    from matplotlib.ticker import MaxNLocator
+
+    return MaxNLocator(integer=True, min_n_ticks=1)
+
+
 def plot_history(history, path, *, title: str | None = None, best_epoch: int | None = None) -> str:
     """Plot loss (and accuracy, when recorded) per epoch for training and validation; save to `path` (PNG).
 
@@ -40,6 +46,7 @@ def plot_history(history, path, *, title: str | None = None, best_epoch: int | N
         if best_epoch is not None:
             ax.axvline(best_epoch, color="gray", linestyle=":", label=f"best epoch ({best_epoch})")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(_integer_locator())  # whole epochs only
         ax.set_ylabel(label)
         ax.set_title(f"{label} per epoch")
         ax.grid(alpha=0.3)
