@@ -215,6 +215,10 @@ def splits(ds, *, n_train=None, n_val=None, n_test=None, seed=0):
     validation set, then the training part and the test set are cut to n_train / n_test examples."""
     from jaxnets.data import train_val_split
 
+    if n_val is not None and n_val > len(ds.x_train) // 6:
+        # the sizes are written for Fashion-MNIST's 60,000 training images (a 10,000-image validation set); a
+        # smaller dataset (the digits fallback) keeps that proportion instead of failing
+        n_val = max(1, len(ds.x_train) // 6)
     xt, yt, xv, yv = train_val_split(ds.x_train, ds.y_train, val_size=n_val, seed=seed)
     train = (xt[:n_train], yt[:n_train]) if n_train else (xt, yt)
     test = (ds.x_test[:n_test], ds.y_test[:n_test]) if n_test else (ds.x_test, ds.y_test)
