@@ -22,13 +22,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxnets import losses
+from jaxnets import losses, models
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
 DEFAULT_LR = {"sgd": 0.1, "momentum": 0.1, "nesterov": 0.1, "adagrad": 0.1, "rmsprop": 1e-3, "adam": 1e-3,
               "adamw": 1e-3}
 # output units whose values lie in (0, 1): the only ones a cross-entropy on probabilities is defined for
-PROBABILITY_UNITS = ("sigmoid", "softmax")
 GRADCHECK_MODELS = ("mlp", "cnn", "bn")
 CNN_INPUT = (8, 8, 1)
 MAX_SEED = 2**63 - 1
@@ -157,6 +156,8 @@ def _train_parser(sub) -> argparse.ArgumentParser:
     t.add_argument("--checkpoint-dir", default=None, help="write a checkpoint there every --checkpoint-every epochs")
     t.add_argument("--checkpoint-every", type=positive_int, default=1, help="epochs between checkpoints")
     t.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --checkpoint-dir")
+    t.add_argument("--overwrite", action="store_true", help="replace the checkpoints of another run in "
+                   "--checkpoint-dir (by default they are an error, so that no run is lost)")
     t.add_argument("--metrics-out", default=None, help="write the per-epoch history (.json or .csv)")
     t.add_argument("--plot-out", default=None, help="write learning curves (.png; needs matplotlib)")
     t.add_argument("--gradcheck", action="store_true", help="after training, check every layer's manual gradients "
@@ -221,7 +222,7 @@ def output_unit(args, regression: bool = False):
 def check_loss_and_output(args, regression: bool = False) -> None:
     """Usage error when the loss is undefined on what the output unit produces."""
     loss, unit = losses.get(args.loss), output_unit(args, regression)
-    if loss.on_probabilities and unit not in PROBABILITY_UNITS:
+    if loss.on_probabilities and (unit is None or models.OUTPUTS[unit].meta.outputs != "probabilities"):
         produces = "raw scores (logits)" if unit is None else f"{unit} outputs"
         on_logits = sorted(name for name, other in losses.LOSSES.items() if other.on_logits)
         args.parser.error(f"--output {args.output} gives {produces}, which can leave (0, 1), but --loss {args.loss} "
@@ -300,8 +301,6 @@ def check_gradcheck_args(args) -> None:
 def build_model(args, regression: bool = False, kind: str = "mlp"):
     """(model, loss) from the model arguments; kind: "mlp", "bn" (BatchNorm after each hidden Dense) or "cnn"
     (a small conv net on 8x8x1 images with args.sizes[-1] outputs)."""
-    from jaxnets import models
-
     output = output_unit(args, regression)
     if kind == "cnn":
         model = models.cnn(features=4, kernel=3, hidden=16, classes=args.sizes[-1], activation=args.activation,
@@ -428,7 +427,8 @@ def _train_gradcheck(args, model, loss, result, ds, penalty) -> int:
 def cmd_train(args) -> int:
     from jaxnets import data
     from jaxnets.summary import summary
-    from jaxnets.training import EarlyStopping, TrainingDivergedError, evaluate, fit, plot_history
+    from jaxnets.training import (CheckpointDirError, CheckpointWriteError, EarlyStopping, TrainingDivergedError,
+                                  evaluate, fit, plot_history)
 
     ds = data.load(args.dataset, flatten=True, **({"data_dir": args.data_dir} if args.data_dir else {}))
     _check_sizes_fit(args, ds)
@@ -451,12 +451,18 @@ def cmd_train(args) -> int:
         result = fit(model, loss, tx, (x_train, y_train), epochs=args.epochs, batch_size=args.batch_size,
                      key=jax.random.key(args.seed), val_data=val, gradients=args.gradients, penalty=penalty,
                      early_stopping=early, checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every,
-                     resume=args.resume, progress=not args.no_progress, verbose=args.verbose, drop_last=args.drop_last)
-    except TrainingDivergedError as err:
-        if args.metrics_out:
-            err.history.save(args.metrics_out)
-        print(f"jaxnets: {err}", file=sys.stderr)
+                     resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
+                     verbose=args.verbose, drop_last=args.drop_last)
+    except (TrainingDivergedError, CheckpointWriteError) as err:
+        history = err.result.history if getattr(err, "result", None) is not None else None
+        if args.metrics_out and history is not None:
+            history.save(args.metrics_out)
+        print(f"jaxnets train: {err}", file=sys.stderr)
         return 1
+    except CheckpointDirError as err:   # in the CLI's words: flags, not keyword arguments
+        message = str(err).replace("resume=True", "--resume").replace("overwrite=True", "--overwrite")
+        print(f"jaxnets train: error: {message}", file=sys.stderr)
+        return 2
     h = result.history
     _print_result(result, h, model, tx_desc, args, penalty, time.perf_counter() - t0)
     if args.metrics_out:

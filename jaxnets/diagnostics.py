@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxnets import gradients as gradient_sources
+import jaxnets.gradients
 from jaxnets import nodes
 from jaxnets.core import Ctx
 from jaxnets.optim.base import GradientTransformation
@@ -107,7 +107,7 @@ def record_gradient_norms(model, optimizer) -> GradientTransformation:
 
 @functools.lru_cache(maxsize=8)
 def _norms_program(model, loss, gradients, penalty, train):
-    grad_fn = gradient_sources.get(gradients)(model, loss, penalty)
+    grad_fn = jaxnets.gradients.get(gradients)(model, loss, penalty)
     return jax.jit(lambda p, s, xb, yb, key: layer_gradient_norms(model, grad_fn(p, s, xb, yb, Ctx(train, key))[1]))
 
 
@@ -115,6 +115,9 @@ def gradient_norms(model, loss, params, state, x, y, *, gradients: str = "manual
                    train: bool = False, key=None) -> dict:
     """Per-layer norms of the gradient of the cost over all of (x, y) at `params` (one batch; the forward in
     evaluation mode unless `train`): {"layers": names, "delta": (L,) ‖∂C/∂bˡ‖, "weight": (L,) ‖∂C/∂Wˡ‖}."""
+    from jaxnets.training import validate
+
+    loss = validate.check_loss(loss, "gradient_norms(model, loss, params, state, x, y)")
     b, w = jax.device_get(cached(_norms_program, model, loss, gradients, penalty, bool(train))(
         params, state, jnp.asarray(x), jnp.asarray(y), key))
     return {"layers": layer_names(model), "delta": _mark_missing(model, b), "weight": np.asarray(w)}
@@ -143,6 +146,8 @@ def learning_speed(model, loss, optimizer, train_data, *, epochs: int, batch_siz
     examples, as in the textbook). Further keyword arguments go to `fit` (val_data, loop, ...)."""
     from jaxnets.training import fit, validate
 
+    loss = validate.check_loss(loss, "learning_speed(model, loss, optimizer, train_data)")
+    optimizer = validate.check_optimizer(optimizer, "learning_speed")
     x, y = validate.check_arrays(train_data, "train_data")
     if params is None or state is None:
         p0, s0 = validate.init_params(model, key, x)
@@ -176,7 +181,9 @@ def dead_relu_fraction(model, params, state, x, *, batch_size: int = 1024) -> di
     position of one feature map). Returns {"layers": [{"path", "name", "units", "dead", "fraction"}], "dead",
     "units", "fraction"} (the last three over all such layers); ValueError if the model has none.
     """
-    x = jnp.asarray(x)
+    from jaxnets.training import validate
+
+    x = jnp.asarray(validate.check_inputs(x, "dead_relu_fraction: x"))
     firing = [(path, layer) for path, layer in nodes.nodes(model) if layer.meta.fires is not None]
     if not firing:
         raise ValueError(f"{model.name}: no layer declares when its units fire (Meta(fires=...), as Relu does); dead "
@@ -208,7 +215,7 @@ def per_example_grads(model, loss, params, state, x, y, *, gradients: str = "man
     axis of size N. Computed by `vmap` of the gradient source over examples (each a batch of one); with
     `batch_size`, in chunks of that many examples (`lax.map`) to bound memory. Their mean over the N
     examples is the gradient of the batch-mean cost."""
-    grad_fn = gradient_sources.get(gradients)(model, loss, penalty)
+    grad_fn = jaxnets.gradients.get(gradients)(model, loss, penalty)
 
     def one(xy):
         xi, yi = xy

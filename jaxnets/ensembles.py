@@ -24,7 +24,7 @@ import numpy as np
 
 from jaxnets.training import lanes, loops, validate
 from jaxnets.training.config import Builder, TrainConfig
-from jaxnets.training.evaluation import DEFAULT_CHUNK, predictor
+from jaxnets.training.evaluation import DEFAULT_CHUNK, check_chunk, predictor
 from jaxnets.training.fit import FitResult, fit_result, policy_of
 
 
@@ -92,6 +92,7 @@ def fit_ensemble(model, loss, optimizer, train_data, *, epochs: int, batch_size:
     epochs = validate.positive_int(epochs, "epochs")
     batch_size = validate.positive_int(batch_size, "batch_size")
     keys = lanes.check_keys(keys)
+    check_chunk(eval_batch_size, "eval_batch_size")
     validate.check_callable(augment, "augment", "fn(key, xb) -> xb")
     build = Builder(model, optimizer, penalty)
     x, y, val, classification, shape = lanes.check_data(build, {}, keys[0], loss, train_data, val_data, batch_size)

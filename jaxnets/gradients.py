@@ -102,8 +102,9 @@ def get(source: str):
     """The gradient-source constructor named "manual" or "autodiff"."""
     try:
         return SOURCES[source]
-    except KeyError:
-        raise ValueError(f"gradients must be 'manual' or 'autodiff', got {source!r}") from None
+    except (KeyError, TypeError):
+        raise ValueError(f"gradients={source!r} is not a gradient source; use gradients='manual' (hand-written "
+                         "backprop) or gradients='autodiff' (jax.grad)") from None
 
 
 def _zero_cotangent(x):

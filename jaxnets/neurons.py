@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxnets import gradients as gradient_sources
+import jaxnets.gradients
 from jaxnets.core import Ctx, Layer, serial
 from jaxnets.layers import Dense, Sigmoid, Step
 from jaxnets.initializers import zeros
@@ -72,7 +72,7 @@ def sigmoid_neuron(w_init=zeros) -> Layer:
 def sgd_per_example(model: Layer, loss, params, state, x, t, *, learning_rate: float, epochs: int = 1,
                     gradients: str = "manual"):
     """Plain SGD with mini-batches of one example, in order: θ ← θ − η ∂C_x/∂θ. Returns (params, state)."""
-    grad_fn = gradient_sources.get(gradients)(model, loss)
+    grad_fn = jaxnets.gradients.get(gradients)(model, loss)
 
     def one_example(carry, example):
         p, s = carry

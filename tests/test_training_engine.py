@@ -304,3 +304,49 @@ def test_fit_result_flags_follow_from_the_stop_reason():
     assert (r.stop_reason, r.stopped_early, r.diverged, r.epochs_run) == ("completed", False, False, 2)
     with pytest.raises(AttributeError):
         r.stopped_early = True
+
+
+def test_an_exhausted_iterator_ends_training_and_keeps_what_it_trained():
+    x, y = TRAIN
+    batches = iter(_batches(x, y, 16))   # 3 batches: 16, 16, 9
+    with pytest.warns(RuntimeWarning, match="train_data ran out in epoch 2 .1 of 2 batches, 3 in all"):
+        r = _fit(train=batches, batch_size=None, steps_per_epoch=2, epochs=5)
+    assert r.stop_reason == "data_exhausted" and r.stopped_early and r.epochs_run == 2
+    assert int(r.train_state.step) == 3
+    with pytest.raises(ValueError, match="one-pass iterator cannot be rewound"):
+        _fit(train=iter(_batches(x, y, 16)), batch_size=None, steps_per_epoch=2, checkpoint_dir="/tmp/unused-dir",
+             resume=True)
+
+
+def test_a_factory_taking_the_epoch_gets_it_and_resumes_bit_for_bit(tmp_path):
+    x, y = TRAIN
+    seen = []
+
+    def per_epoch(epoch):   # a different, reproducible order every epoch
+        seen.append(epoch)
+        order = np.random.default_rng(epoch).permutation(len(x))
+        return _batches(x[order], y[order], 8)
+
+    straight = _fit(train=per_epoch, batch_size=None, epochs=4)
+    assert seen == [1, 2, 3, 4]
+    _fit(train=per_epoch, batch_size=None, epochs=2, checkpoint_dir=tmp_path)
+    seen.clear()
+    resumed = _fit(train=per_epoch, batch_size=None, epochs=4, checkpoint_dir=tmp_path, resume=True)
+    assert seen[-2:] == [3, 4] and resumed.resumed_from == 2
+    assert leaves_equal(resumed.train_state, straight.train_state)
+
+
+def test_resume_refuses_another_model_loss_or_penalty(tmp_path):
+    from jaxnets.training import CheckpointDirError
+
+    sigmoid = jn.models.mlp([4, 6, 3], "sigmoid")
+    _fit(sigmoid, epochs=1, checkpoint_dir=tmp_path)
+    for change, what in ((dict(model=jn.models.mlp([4, 6, 3], "relu")), "different model"),
+                         (dict(loss=losses.quadratic), "different loss"),
+                         (dict(penalty=losses.l2(5.0, 41)), "different penalty"),
+                         (dict(augment=lambda key, xb: xb), "settings")):
+        model = change.pop("model", sigmoid)
+        loss = change.pop("loss", LOSS)
+        with pytest.raises(CheckpointDirError, match=what):
+            fit(model, loss, optim.sgd(0.3, momentum=0.9), TRAIN, epochs=2, batch_size=8, key=KEY, progress=False,
+                checkpoint_dir=tmp_path, resume=True, **change)

@@ -10,7 +10,7 @@ Each check computes, for one layer (or the whole model with its loss): the manua
 float64, and float64 central finite differences of the scalar ⟨dy, forward(params, x)⟩ (of the cost, for the
 model) — per coordinate when the check has at most `COORDINATE_LIMIT` entries (params and input together), else
 along `directions` random unit directions per leaf (cost: 2·directions forward passes per leaf, whatever its
-size; measured on a 1.06M-parameter MLP, see `check_model`). `finite_diff` selects "auto", "coordinates",
+size; the cost of a 1.8M-parameter MLP is measured in `check_model`). `finite_diff` selects "auto", "coordinates",
 "directions" or False (none).
 
 `check_model` checks every child of the model *in place*: it runs the model once with a probe added to every
@@ -35,10 +35,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxnets import gradients
-from jaxnets import nodes as model_nodes
+from jaxnets import nodes
 from jaxnets.core import Ctx, Layer
-from jaxnets.gradcheck import differences as fdiff
-from jaxnets.gradcheck.report import FLOOR, Report, Row, floor as dtype_floor
+from jaxnets.gradcheck import differences
+from jaxnets.gradcheck.report import Report, Row, floor
 
 COORDINATE_LIMIT = 4096
 _MODES = ("auto", "coordinates", "directions")
@@ -86,28 +86,29 @@ def _directional_error(projected, estimate, norm, floor):
 def _rows(check, labels, manual, auto, mode=None, fd_fn=None, point64=None, man64=None, auto64=None, *,
           key=None, directions=4, step=1e-5):
     """One Row per leaf of the gradient trees. labels[i] = (layer, where, leaf) of leaf i in flattening order."""
-    low = dtype_floor(_dtype_name(manual))
+    low = floor(_dtype_name(manual))
     m, a = _numpy(manual), _numpy(auto)
     scale = max((float(np.max(np.abs(v))) for v in a if v.size), default=0.0)
     columns = [[_coordinate_error(mi, ai, low * scale) for mi, ai in zip(m, a)]]
     if mode is not None:
         m64, a64 = _numpy(man64), _numpy(auto64)
         if mode == "coordinates":
-            fd = _numpy(jax.jit(lambda p: fdiff.finite_differences(fd_fn, p, step=step))(point64))
+            fd = _numpy(jax.jit(lambda p: differences.finite_differences(fd_fn, p, step=step))(point64))
             scale64 = max((float(np.max(np.abs(v))) for v in a64 if v.size), default=0.0)
-            columns += [[_coordinate_error(g, f, FLOOR * scale64) for g, f in zip(gs, fd)] for gs in (m64, a64)]
+            columns += [[_coordinate_error(g, f, low * scale64) for g, f in zip(gs, fd)] for gs in (m64, a64)]
         else:
-            dirs = fdiff.random_directions(jax.random.key(0) if key is None else key, point64, directions)
+            dirs = differences.random_directions(jax.random.key(0) if key is None else key, point64, directions)
 
             @jax.jit
             def estimate(p, d, gm, ga):
-                return (fdiff.directional_differences(fd_fn, p, d, step=step), fdiff.project(gm, d),
-                        fdiff.project(ga, d))
+                return (differences.directional_differences(fd_fn, p, d, step=step), differences.project(gm, d),
+                        differences.project(ga, d))
 
             fd, pm, pa = (_numpy(t) for t in estimate(point64, dirs, man64, auto64))
             norms = [float(np.linalg.norm(v)) for v in a64]
-            floor = FLOOR * max(norms, default=0.0)
-            columns += [[_directional_error(p, f, n, floor) for p, f, n in zip(ps, fd, norms)] for ps in (pm, pa)]
+            norm_floor = low * max(norms, default=0.0)
+            columns += [[_directional_error(p, f, n, norm_floor) for p, f, n in zip(ps, fd, norms)]
+                        for ps in (pm, pa)]
     else:
         columns += [[None] * len(m)] * 2
     shapes = [tuple(np.shape(v)) for v in m]
@@ -140,7 +141,7 @@ def _layer_rows(check, layer: Layer, where, params, state, x, ctx, dy, *, finite
     if mode is None:
         return _rows(check, labels, g_man, g_auto), mode
     with jax.enable_x64(True):
-        p64, s64, x64, dy64 = (fdiff.as_float64(t) for t in (params, state, x, dy))
+        p64, s64, x64, dy64 = (differences.as_float64(t) for t in (params, state, x, dy))
         if _dtype_name((params, x)) == "float64":
             m64, a64 = g_man, g_auto
         else:
@@ -180,7 +181,7 @@ def check_layer(layer: Layer, input_shape, *, key, batch_size: int = 4, train: b
             _, p0, s0 = layer.init(k_init, input_shape)
             params = p0 if params is None else params
             state = s0 if state is None else state
-        params, state = fdiff.as_float64(params), fdiff.as_float64(state)
+        params, state = differences.as_float64(params), differences.as_float64(state)
         x = jax.random.normal(k_x, (batch_size,) + input_shape, jnp.float64)
         ctx = Ctx(bool(train), k_ctx)
         y = jax.eval_shape(lambda p, s, xx: layer.forward(p, s, xx, ctx)[0], params, state, x)
@@ -224,7 +225,7 @@ def _model_rows(model, loss, params, state, x, y, ctx, penalty, finite_diff, dir
     if mode is None:
         return _rows("model", labels, g_man, g_auto), mode
     with jax.enable_x64(True):
-        p64, s64, x64, y64 = (fdiff.as_float64(t) for t in (params, state, x, y))
+        p64, s64, x64, y64 = (differences.as_float64(t) for t in (params, state, x, y))
         if _dtype_name((params, x)) == "float64":
             m64, a64 = g_man, g_auto
         else:
@@ -263,8 +264,8 @@ def check_model(model: Layer, loss, params, state, x, y, ctx: Ctx = Ctx(train=Tr
     (from `jax.grad` of the cost through the model), by the same rule as `check_layer`; `report.assert_close()`
     then names the innermost layer whose backward is wrong. Rows: "model" (per parameter leaf and the input),
     "loss", "penalty", then "in place" rows for each child in pre-order (`where` = its child-index path).
-    Measured cost (2-core CPU, jax 0.10.2): an MLP [784, 1000, 1000, 10] (1.8M parameters, float32, batch 16)
-    takes about 10 s with directional differences (4 directions), most of it compilation.
+    Measured cost (2-core CPU, jax 0.10.2, idle machine): an MLP [784, 1000, 1000, 10] (1.8M parameters, float32,
+    batch 16) takes 5.1 s with directional differences (4 directions), most of it compilation.
     """
     if not isinstance(model, Layer):
         raise TypeError(f"check_model(model): a jaxnets Layer, got {type(model).__name__}")
@@ -275,19 +276,19 @@ def check_model(model: Layer, loss, params, state, x, y, ctx: Ctx = Ctx(train=Tr
     if penalty is not None:
         rows += _penalty_rows(penalty, params, fd_args)
 
-    shapes = jax.eval_shape(lambda p: model_nodes.record(model, p, state, x, ctx)[1], params)
+    shapes = jax.eval_shape(lambda p: nodes.record(model, p, state, x, ctx)[1], params)
     probes = {path: jax.tree_util.tree_map(lambda a: jnp.zeros(a.shape, a.dtype), rec.y) for path, rec in shapes.items()}
 
     def cost_and_records(probes_):
-        out, records = model_nodes.record(model, params, state, x, ctx, probes_)
+        out, records = nodes.record(model, params, state, x, ctx, probes_)
         return loss.value(out, y), {path: (r.x, r.key) for path, r in records.items()}
 
     cotangents, records = jax.jit(jax.grad(cost_and_records, has_aux=True))(probes)
     dtype = _dtype_name((params, x))
-    for path, layer in model_nodes.nodes(model)[1:]:
+    for path, layer in nodes.nodes(model)[1:]:
         x_in, key_in = records[path]
-        args = ("in place", layer, "/".join(map(str, path)), model_nodes.subtree(params, path),
-                model_nodes.subtree(state, path))
+        args = ("in place", layer, "/".join(map(str, path)), nodes.subtree(params, path),
+                nodes.subtree(state, path))
         node_ctx, dy = Ctx(ctx.train, key_in), cotangents[path]
         node_rows, _ = _layer_rows(*args, x_in, node_ctx, dy, **fd_args)
         if Report(tuple(node_rows), dtype, None).failures():
@@ -313,7 +314,7 @@ def _loss_rows(loss, outputs, y, fd_args):
     if mode is None:
         return _rows("loss", labels, g_man, g_auto)
     with jax.enable_x64(True):
-        o64, y64 = fdiff.as_float64(outputs), fdiff.as_float64(y)
+        o64, y64 = differences.as_float64(outputs), differences.as_float64(y)
         m64, a64 = loss.grad(o64, y64), jax.grad(lambda o: loss.value(o, y64))(o64)
         return _rows("loss", labels, g_man, g_auto, mode, lambda o: loss.value(o, y64), o64, m64, a64,
                      key=fd_args["key"], directions=fd_args["directions"], step=fd_args["step"])
@@ -327,7 +328,7 @@ def _penalty_rows(penalty, params, fd_args):
     if mode is None:
         return _rows("penalty", labels, g_man, g_auto)
     with jax.enable_x64(True):
-        p64 = fdiff.as_float64(params)
+        p64 = differences.as_float64(params)
         return _rows("penalty", labels, g_man, g_auto, mode, penalty.value, p64, penalty.grad(p64),
                      jax.grad(penalty.value)(p64), key=fd_args["key"], directions=fd_args["directions"],
                      step=fd_args["step"])

@@ -32,11 +32,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxnets.sweeps import space as spaces
+from jaxnets.sweeps.space import grid_configs, group_by_structure, numeric_arrays, sample_configs, split_axes
 from jaxnets.sweeps.results import SweepResult
 from jaxnets.training import lanes, loops, validate
 from jaxnets.training.config import Builder, TrainConfig
-from jaxnets.training.evaluation import DEFAULT_CHUNK
+from jaxnets.training.evaluation import DEFAULT_CHUNK, check_chunk
 from jaxnets.training.fit import policy_of
 
 
@@ -60,26 +60,27 @@ def run_configs(configs, model, loss, optimizer, train_data, *, epochs, batch_si
     epochs = validate.positive_int(epochs, "epochs")
     batch_size = validate.positive_int(batch_size, "batch_size")
     validate.check_key(key)
+    check_chunk(eval_batch_size, "eval_batch_size")
     validate.check_callable(augment, "augment", "fn(key, xb) -> xb")
     if isinstance(static, str):
         static = (static,)
-    numeric, structural = spaces.split_axes(configs, static)
-    groups = spaces.group_by_structure(configs, structural)
+    numeric, structural = split_axes(configs, static)
+    groups = group_by_structure(configs, structural)
     t0 = time.perf_counter()
     first = Builder(model, optimizer, penalty, tuple(groups[0][0].items()))
-    hp0 = {n: v[0] for n, v in spaces.numeric_arrays([configs[0]], numeric).items()}
+    hp0 = {n: v[0] for n, v in numeric_arrays([configs[0]], numeric).items()}
     x, y, val, classification, shape = lanes.check_data(first, hp0, key, loss, train_data, val_data, batch_size)
     monitor, rule = lanes.resolve_stopping(early_stopping, val is not None, classification, default_monitor=monitor)
     rows, histories, outcomes = [None] * len(configs), [None] * len(configs), []
     policy = policy_of(compute_dtype, None)
     for static_values, indices in groups:
         build = Builder(model, optimizer, penalty, tuple(static_values.items()))
-        spec = build({n: v[0] for n, v in spaces.numeric_arrays([configs[indices[0]]], numeric).items()})
+        spec = build({n: v[0] for n, v in numeric_arrays([configs[indices[0]]], numeric).items()})
         params, state = jax.eval_shape(lambda k: spec.model.init(k, shape)[1:], key)
         config = TrainConfig(batch_size=batch_size, gradients=gradients, drop_last=drop_last, augment=augment,
                              loop=loops.resolve(loop, spec.model, params, state, shape, x.dtype), policy=policy,
                              eval_batch_size=eval_batch_size)
-        hps = spaces.numeric_arrays([configs[i] for i in indices], numeric)
+        hps = numeric_arrays([configs[i] for i in indices], numeric)
         out = lanes.train_lanes(build, loss, config, x, y, val, hps, _lane_keys(key, [configs[i] for i in indices]),
                                 epochs=epochs, classification=classification, input_shape=shape, rule=rule,
                                 monitor=monitor, keep_best=True, chunk_size=chunk_size, progress=progress,
@@ -117,7 +118,7 @@ def grid_search(model, loss, optimizer, train_data, *, grid: dict, epochs: int, 
     Python even though their values are numbers (layer sizes). chunk_size: at most this many configurations
     per compiled program (memory). Returns a `SweepResult`.
     """
-    return run_configs(spaces.grid_configs(grid), model, loss, optimizer, train_data, epochs=epochs,
+    return run_configs(grid_configs(grid), model, loss, optimizer, train_data, epochs=epochs,
                        batch_size=batch_size, key=key, val_data=val_data, penalty=penalty, gradients=gradients,
                        early_stopping=early_stopping, monitor=monitor, static=static, chunk_size=chunk_size,
                        progress=progress, verbose=verbose, drop_last=drop_last, augment=augment,
@@ -132,7 +133,7 @@ def random_search(model, loss, optimizer, train_data, *, space: dict, n_trials: 
     """Train `n_trials` configurations drawn from `space` ({name: uniform(..) | loguniform(..) | randint(..)
     | choice([...]) | [values] | constant}; draws from numpy's Generator seeded by `seed`) and pick the best;
     the same code path and arguments as `grid_search`."""
-    return run_configs(spaces.sample_configs(space, n_trials, seed), model, loss, optimizer, train_data,
+    return run_configs(sample_configs(space, n_trials, seed), model, loss, optimizer, train_data,
                        epochs=epochs, batch_size=batch_size, key=key, val_data=val_data, penalty=penalty,
                        gradients=gradients, early_stopping=early_stopping, monitor=monitor, static=static,
                        chunk_size=chunk_size, progress=progress, verbose=verbose, drop_last=drop_last,

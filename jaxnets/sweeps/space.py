@@ -13,28 +13,21 @@ from __future__ import annotations
 import itertools
 import math
 import numbers
-from typing import NamedTuple, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 
 
 class Distribution(NamedTuple):
-    """A random-search axis: kind ("uniform" | "loguniform" | "randint" | "choice") and its arguments."""
+    """A random-search axis: a name for tables ("loguniform(0.001, 1)") and `draw(rng, n) -> list of n Python
+    values` (made by `uniform`, `loguniform`, `randint`, `choice`, or by you)."""
 
-    kind: str
-    args: tuple
+    name: str
+    draw: Callable[[np.random.Generator, int], list]
 
     def sample(self, rng: np.random.Generator, n: int) -> list:
         """n draws as Python values."""
-        if self.kind == "uniform":
-            return [float(v) for v in rng.uniform(self.args[0], self.args[1], n)]
-        if self.kind == "loguniform":
-            lo, hi = math.log(self.args[0]), math.log(self.args[1])
-            return [float(math.exp(v)) for v in rng.uniform(lo, hi, n)]
-        if self.kind == "randint":
-            return [int(v) for v in rng.integers(self.args[0], self.args[1], n)]
-        values = self.args[0]
-        return [values[int(i)] for i in rng.integers(0, len(values), n)]
+        return list(self.draw(rng, n))
 
 
 def _number(v) -> bool:
@@ -45,21 +38,25 @@ def uniform(low: float, high: float) -> Distribution:
     """Uniform on [low, high)."""
     if not (_number(low) and _number(high) and low < high):
         raise ValueError(f"uniform(low, high) needs numbers with low < high, got ({low!r}, {high!r})")
-    return Distribution("uniform", (float(low), float(high)))
+    low, high = float(low), float(high)
+    return Distribution(f"uniform({low:g}, {high:g})", lambda rng, n: [float(v) for v in rng.uniform(low, high, n)])
 
 
 def loguniform(low: float, high: float) -> Distribution:
     """log-uniform on [low, high): uniform in log space, the usual prior for learning rates and λ."""
     if not (_number(low) and _number(high) and 0 < low < high):
         raise ValueError(f"loguniform(low, high) needs 0 < low < high, got ({low!r}, {high!r})")
-    return Distribution("loguniform", (float(low), float(high)))
+    lo, hi = math.log(low), math.log(high)
+    return Distribution(f"loguniform({low:g}, {high:g})",
+                        lambda rng, n: [float(math.exp(v)) for v in rng.uniform(lo, hi, n)])
 
 
 def randint(low: int, high: int) -> Distribution:
     """Integers in [low, high) (e.g. seeds)."""
     if not (isinstance(low, numbers.Integral) and isinstance(high, numbers.Integral) and low < high):
         raise ValueError(f"randint(low, high) needs ints with low < high, got ({low!r}, {high!r})")
-    return Distribution("randint", (int(low), int(high)))
+    low, high = int(low), int(high)
+    return Distribution(f"randint({low}, {high})", lambda rng, n: [int(v) for v in rng.integers(low, high, n)])
 
 
 def choice(values: Sequence) -> Distribution:
@@ -67,7 +64,7 @@ def choice(values: Sequence) -> Distribution:
     values = list(values)
     if not values:
         raise ValueError("choice(values) needs at least one value")
-    return Distribution("choice", (values,))
+    return Distribution(f"choice({values!r})", lambda rng, n: [values[int(i)] for i in rng.integers(0, len(values), n)])
 
 
 def grid_configs(grid: dict) -> list[dict]:

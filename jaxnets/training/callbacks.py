@@ -4,7 +4,8 @@
 
 - `JSONLinesLogger(path)`: one JSON object per epoch per line (`{"epoch": 1, "train_loss": ..., ...}`), appended
   and flushed each epoch, so a crashed run keeps what it logged; needs nothing.
-- `CSVLogger(path)`: a header of the row's columns, then a line per epoch; needs nothing.
+- `CSVLogger(path)`: a header of the row's columns, then a line per epoch (appending to an existing file, so a
+  resumed run continues it); needs nothing.
 - `TensorBoardLogger(logdir)`: scalars `train/loss`, `train/accuracy`, `val/loss`, `val/accuracy`, `time` per
   epoch in TensorBoard event files, written with tensorboardX (`pip install jaxnets[tensorboard]`). View them with
   `tensorboard --logdir runs` (the `tensorboard` package) and open http://localhost:6006.
@@ -30,7 +31,19 @@ def _clean(value):
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
-class JSONLinesLogger:
+class _FileLogger:
+    """A logger writing to one text file, flushed every epoch and closed on `close()` or garbage collection."""
+
+    _file = None
+
+    def close(self):
+        if self._file is not None and not self._file.closed:
+            self._file.close()
+
+    __del__ = close
+
+
+class JSONLinesLogger(_FileLogger):
     """Append each epoch's row to `path` as one JSON line (NaN/Inf written as null)."""
 
     def __init__(self, path):
@@ -41,21 +54,19 @@ class JSONLinesLogger:
         self._file.write(json.dumps({k: _clean(v) for k, v in row.items()}, allow_nan=False) + "\n")
         self._file.flush()
 
-    def close(self):
-        file = getattr(self, "_file", None)
-        if file is not None and not file.closed:
-            file.close()
 
-    __del__ = close
-
-
-class CSVLogger:
-    """Write each epoch's row to `path` as CSV; the columns are those of the first row."""
+class CSVLogger(_FileLogger):
+    """Append each epoch's row to `path` as CSV (a resumed run continues the file); the columns are those of the
+    file's header, or of the first row for a new file."""
 
     def __init__(self, path):
         self.path = os.fspath(path)
-        self._file = _open(self.path, "w", newline="")
-        self._writer, self._columns = csv.writer(self._file), None
+        self._columns = None
+        if os.path.isfile(self.path) and os.path.getsize(self.path):
+            with open(self.path, encoding="utf-8", newline="") as f:
+                self._columns = next(csv.reader(f), None)
+        self._file = _open(self.path, "a", newline="")
+        self._writer = csv.writer(self._file)
 
     def __call__(self, epoch, row, train_state=None):
         if self._columns is None:
@@ -63,13 +74,6 @@ class CSVLogger:
             self._writer.writerow(self._columns)
         self._writer.writerow(["" if _clean(row.get(c)) is None else row[c] for c in self._columns])
         self._file.flush()
-
-    def close(self):
-        file = getattr(self, "_file", None)
-        if file is not None and not file.closed:
-            file.close()
-
-    __del__ = close
 
 
 _TAGS = {"train_loss": "train/loss", "train_accuracy": "train/accuracy", "val_loss": "val/loss",
@@ -95,4 +99,9 @@ class TensorBoardLogger:
         self._writer.flush()
 
     def close(self):
-        self._writer.close()
+        writer = getattr(self, "_writer", None)
+        if writer is not None:
+            writer.close()
+            self._writer = None
+
+    __del__ = close

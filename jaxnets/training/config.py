@@ -93,8 +93,7 @@ def cached(factory, *key):
     """`factory(*key)` through its `functools.lru_cache`: equal configurations share one compiled program. A key
     that cannot be hashed (a model or optimizer holding a list, say) is compiled without memoising."""
     try:
-        return factory(*key)
-    except TypeError as err:
-        if "unhashable" not in str(err):
-            raise
+        hash(key)
+    except TypeError:
         return factory.__wrapped__(*key)
+    return factory(*key)

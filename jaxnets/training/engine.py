@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import sys
 import time
+import warnings
 from typing import Any, Callable, NamedTuple, Optional
 
 import jax
@@ -72,7 +73,8 @@ class Plan(NamedTuple):
 class Outcome(NamedTuple):
     """What the engine returns: the final train state, the best (params, state) (or None), one History,
     stop reason (None while running; "completed" | "early_stopping" | "callback" | "diverged") and divergence
-    point ((epoch, step) or None) per lane, the epoch the run resumed from, per-epoch wall times, total time."""
+    point ((epoch, step) or None) per lane, the epoch the run resumed from, per-epoch wall times, total time.
+    Stop reasons: "completed", "early_stopping", "callback", "diverged", "data_exhausted" (a stream ran out)."""
 
     ts: Any
     best: Any
@@ -157,7 +159,7 @@ def steps_per_epoch(plan: Plan) -> Optional[int]:
     return plan.data.steps_per_epoch
 
 
-def _train_epoch(plan: Plan, progs, ts, keys, active, reporter):
+def _train_epoch(plan: Plan, progs, ts, keys, active, reporter, epoch: int):
     """One epoch of every lane: (ts, device metrics)."""
     config, hps, lanes = plan.config, plan.hps, plan.lanes
     if isinstance(plan.data, ArrayData) and config.loop == "scan":
@@ -178,7 +180,7 @@ def _train_epoch(plan: Plan, progs, ts, keys, active, reporter):
         split = jax.vmap(lambda k: jax.random.split(k, 3)) if lanes else (lambda k: jax.random.split(k, 3))
         bases = split(keys)
         step_base, aug_base = (bases[:, 1], bases[:, 2]) if lanes else (bases[1], bases[2])
-        for i, (xb, yb) in prefetch(plan.data.epoch(), plan.sharding):
+        for i, (xb, yb) in prefetch(plan.data.epoch(epoch), plan.sharding):
             carry = steps.streamed(carry, hps, xb, yb, _indices(i + 1)[i], step_base, aug_base, active)
             reporter.step(i + 1)
     return carry.ts, steps.metrics(carry.bad, carry.first_bad, carry.loss_sum, carry.correct, carry.count)
@@ -225,7 +227,7 @@ def run(plan: Plan, resume_point=None) -> Outcome:
             reporter.begin_epoch()
             active = np.array([s is None for s in stop])
             active_arg = jnp.asarray(active if lanes else active[0])
-            ts, m = _train_epoch(plan, progs, ts, _epoch_keys(keys, epoch, lanes), active_arg, reporter)
+            ts, m = _train_epoch(plan, progs, ts, _epoch_keys(keys, epoch, lanes), active_arg, reporter, epoch)
             vm = None
             if plan.val is not None:
                 vm = progs.evaluate(ts.params, ts.state, plan.hps, plan.val[0], plan.val[1])
@@ -234,10 +236,14 @@ def run(plan: Plan, resume_point=None) -> Outcome:
             epoch_seconds.append(seconds)
             improved = np.zeros(k, bool)
             rows = []
+            exhausted = getattr(plan.data, "exhausted", None)
             for j in range(k):
                 if not active[j]:
                     continue
                 mj, vj = _lane(m, j, lanes), _lane(vm, j, lanes)
+                if exhausted and int(mj["count"]) == 0:   # a stream with no batch left: nothing trained this epoch
+                    stop[j] = "data_exhausted"
+                    continue
                 if not bool(mj["finite"]):
                     diverged_at[j], stop[j] = (epoch, int(mj["first_bad_step"]) + 1), "diverged"
                     if lanes is None:
@@ -253,21 +259,24 @@ def run(plan: Plan, resume_point=None) -> Outcome:
                     if lanes is None:
                         reporter.message(f"early stopping at epoch {epoch}: {rule.monitor} has not improved for "
                                          f"{rule.patience} epochs (best at epoch {trackers[j].best_epoch})")
+            if exhausted:
+                warnings.warn(exhausted, RuntimeWarning, stacklevel=3)
+                stop = [s or "data_exhausted" for s in stop]
             if plan.keep_best and improved.any():
                 if lanes is None:
                     best = _copy((ts.params, ts.state), plan.sharding)
                 else:
                     best = _select(jnp.asarray(improved), (ts.params, ts.state), best)
-            if plan.callbacks:
+            if plan.callbacks and rows:
                 before = _refcounts(ts)
                 for callback in plan.callbacks:
-                    if callback(epoch, dict(rows[0]), ts) is True and stop[0] is None:
+                    if callback(epoch, dict(rows[0]), ts) is True and stop[0] is None and epoch < plan.epochs:
                         stop[0] = "callback"
                 if _refcounts(ts) != before:   # a callback kept (part of) the state: train on from a copy, so the
                     ts = _copy(ts, plan.sharding)   # next epoch's donation leaves the kept arrays intact
-            if lanes is None:
+            if lanes is None and rows:
                 reporter.epoch(rows[0])
-            else:
+            elif lanes is not None:
                 reporter.epoch({"epoch": epoch, "time": seconds}, _lanes_note(rows, rule.monitor, stop))
             due = epoch % plan.every == 0 or epoch == plan.epochs or all(stop)
             if plan.checkpoint is not None and main and due:

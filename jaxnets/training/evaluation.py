@@ -56,7 +56,7 @@ def make_eval(model: Layer, loss, *, batch_size: int | None = DEFAULT_CHUNK):
     """A pure `eval(params, state, x, y) -> {"loss", "accuracy", "correct", "count"}` in evaluation mode, the
     chunks in one `lax.map` (the scan driver). batch_size: chunk size (None: the whole set at once). "accuracy"
     is correct / N, meaningful for classification targets only. Not jitted; vmappable over stacked params/state."""
-    _check_chunk(batch_size)
+    check_chunk(batch_size)
     chunk = chunk_eval(model, loss)
 
     def evaluate_fn(params, state, x, y):
@@ -79,7 +79,7 @@ def make_eval(model: Layer, loss, *, batch_size: int | None = DEFAULT_CHUNK):
 
 def make_predict(model: Layer, *, batch_size: int | None = DEFAULT_CHUNK):
     """A pure `predict(params, state, x) -> outputs` in evaluation mode, in chunks of `batch_size` (lax.map)."""
-    _check_chunk(batch_size)
+    check_chunk(batch_size)
 
     def predict_fn(params, state, x):
         if x.shape[0] == 0:
@@ -97,9 +97,12 @@ def make_predict(model: Layer, *, batch_size: int | None = DEFAULT_CHUNK):
     return predict_fn
 
 
-def _check_chunk(batch_size):
+def check_chunk(batch_size, name: str = "batch_size"):
+    """An evaluation chunk size: a positive int, or None for the whole set at once."""
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
-        raise ValueError(f"batch_size must be a positive int or None (whole set), got {batch_size!r}")
+        raise ValueError(f"{name} must be a positive int (examples per evaluation chunk) or None (the whole set at "
+                         f"once), got {batch_size!r}")
+    return batch_size
 
 
 class Evaluator:
@@ -107,7 +110,7 @@ class Evaluator:
     `__call__(params, state, hp, x, y)` -> device metrics (the caller fetches them once)."""
 
     def __init__(self, build: Builder, loss, batch_size, loop: str, lanes: bool):
-        self.batch_size, self.loop, self.lanes = batch_size, loop, lanes
+        self.batch_size, self.loop, self.lanes = check_chunk(batch_size), loop, lanes
         self._build, self._loss, self._chunk = build, loss, {}
         if loop == "scan":
             def full(params, state, hp, x, y):
@@ -141,7 +144,7 @@ class Predictor:
     (vmapped over stacked lanes with `lanes`: outputs (K, N, ...))."""
 
     def __init__(self, model, batch_size, loop: str, lanes: bool = False):
-        self.model, self.batch_size, self.loop, self.lanes, self._chunk = model, batch_size, loop, lanes, {}
+        self.model, self.batch_size, self.loop, self.lanes, self._chunk = model, check_chunk(batch_size), loop, lanes, {}
         if loop == "scan":
             fn = make_predict(model, batch_size=batch_size)
             self._scan = jax.jit(jax.vmap(fn, in_axes=(0, 0, None)) if lanes else fn)
@@ -185,6 +188,7 @@ def evaluate(model: Layer, loss, params, state, data, *, batch_size: int | None 
     from jaxnets.training import validate
 
     loss = validate.check_loss(loss, "evaluate(model, loss, params, state, data)")
+    check_chunk(batch_size)
     validate.check_model_params(model, params, state, "evaluate")
     x, y = validate.check_arrays(data, "data")
     out_shape = validate.output_shape(model, params, state, x)
@@ -201,6 +205,7 @@ def predict(model: Layer, params, state, x, *, batch_size: int | None = DEFAULT_
     from jaxnets.training import validate
 
     validate.check_model_params(model, params, state, "predict")
+    check_chunk(batch_size)
     x = validate.check_inputs(x, "x")
     validate.output_shape(model, params, state, x)
     chosen = loops.resolve(loop, model, params, state, x.shape[1:], x.dtype)

@@ -21,11 +21,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxnets.core import Ctx
 from jaxnets.training import engine, loops, validate
 from jaxnets.training.config import Builder, Policy, TrainConfig, cached
 from jaxnets.training.early_stopping import EarlyStopping
-from jaxnets.training.evaluation import DEFAULT_CHUNK
+from jaxnets.training.evaluation import DEFAULT_CHUNK, check_chunk
 from jaxnets.training.history import History
 from jaxnets.training.progress import shows_bar
 from jaxnets.training.resume import CheckpointDir, CheckpointWriteError, data_digest, run_identity
@@ -39,7 +38,8 @@ class FitResult(NamedTuple):
     """params/state: the final ones, or those of `best_epoch` when early stopping restored them;
     opt_state: the last optimizer state; history: a `History`; best_epoch: 1-based epoch with the best
     monitored value (early stopping's monitor, else val_loss; None without validation data);
-    stop_reason: "completed" | "early_stopping" | "callback" | "diverged"; train_state: the final TrainState
+    stop_reason: "completed" | "early_stopping" | "callback" | "diverged" | "data_exhausted" (a stream of
+    batches ran out; a warning says so); train_state: the final TrainState
     (params not restored); resumed_from: the epoch the run continued from (0 for a fresh start).
     stopped_early, diverged and epochs_run follow from these."""
 
@@ -54,8 +54,8 @@ class FitResult(NamedTuple):
 
     @property
     def stopped_early(self) -> bool:
-        """Early stopping or a callback ended training before `epochs`."""
-        return self.stop_reason in ("early_stopping", "callback")
+        """Early stopping, a callback or the end of a stream ended training before `epochs`."""
+        return self.stop_reason in ("early_stopping", "callback", "data_exhausted")
 
     @property
     def diverged(self) -> bool:
@@ -180,6 +180,7 @@ def fit(model, loss, optimizer, train_data, *, epochs: int, batch_size: int | No
     callbacks = validate.check_callbacks(callbacks)
     loops.check_loop(loop)
     policy = policy_of(compute_dtype, loss_scale)
+    check_chunk(eval_batch_size, "eval_batch_size")
     for flag, name in ((resume, "resume"), (overwrite, "overwrite"), (drop_last, "drop_last"), (shuffle, "shuffle")):
         if not isinstance(flag, bool):
             raise TypeError(f"{name} must be True or False, got {flag!r}")
@@ -194,8 +195,7 @@ def fit(model, loss, optimizer, train_data, *, epochs: int, batch_size: int | No
         init_p, init_s = validate.init_params(model, key, x)
         params = init_p if params is None else params
         state = init_s if state is None else state
-    else:
-        validate.check_params_like(model, params, state, x.shape[1:], "fit")
+    validate.check_params_like(model, params, state, x.shape[1:], "fit")
     out_shape = validate.output_shape(model, params, state, x)
     validate.check_targets(y, out_shape, "train_data", loss)
     classification = validate.is_classification(y, out_shape)
@@ -233,7 +233,7 @@ def fit(model, loss, optimizer, train_data, *, epochs: int, batch_size: int | No
     if val is not None:
         val = jax.device_put((jnp.asarray(val[0]), jnp.asarray(val[1])), sharding)
     ts = cached(_create_program, optimizer)(params, state)
-    _check_initial_cost(build, loss, config, ts, x, y)
+    validate.check_initial_cost(model, loss, ts.params, ts.state, x, y)
     keep_best = early_stopping is not None and early_stopping.restore_best
     plan = engine.Plan(build=build, loss=loss, config=config, data=data, val=val, lanes=None, hps={}, keys=key, ts=ts,
                        epochs=epochs, classification=classification, input_shape=tuple(x.shape[1:]),
@@ -244,10 +244,15 @@ def fit(model, loss, optimizer, train_data, *, epochs: int, batch_size: int | No
         if checkpoint_dir is not None:
             directory = CheckpointDir(checkpoint_dir, resume=resume, overwrite=overwrite,
                                       writer=jax.process_index() == 0)
-            digest = data_digest(x, y) if source == "arrays" else {"stream": [list(x.shape), str(x.dtype)]}
-            identity = run_identity(model, ts, optimizer, key, digest, {
+            if source != "arrays" and resume and source.one_pass:
+                raise ValueError("resume=True with an iterator as train_data: a one-pass iterator cannot be rewound "
+                                 "to the epoch the run stopped at; pass a function returning the batches of an epoch "
+                                 "(called with the epoch number when it takes one) to resume a streamed run")
+            digest = data_digest(x, y) if source == "arrays" else {"stream": data_digest(x, y)}
+            identity = run_identity(model, loss, penalty, ts, optimizer, key, digest, {
                 "batch_size": batch_size, "gradients": gradients, "drop_last": drop_last, "shuffle": shuffle,
-                "compute_dtype": None if policy is None else policy.name})
+                "augment": augment is not None, "compute_dtype": None if policy is None else policy.name,
+                "loss_scale": None if policy is None else policy.loss_scale, "keep_best": keep_best})
             plan = plan._replace(checkpoint=directory, identity=identity)
             found = directory.prepare(identity)
             if found is not None:
@@ -258,7 +263,8 @@ def fit(model, loss, optimizer, train_data, *, epochs: int, batch_size: int | No
             result = fit_result(err.outcome, keep_best, reason="diverged")
             raise TrainingDivergedError(
                 f"training diverged: the cost, a gradient or the update became NaN/Inf at epoch {err.epoch}, step "
-                f"{err.step} of {err.steps} (update {int(result.train_state.step) + 1} overall). Training stopped; "
+                f"{err.step}{'' if err.steps is None else f' of {err.steps}'} (update "
+                f"{int(result.train_state.step) + 1} overall). Training stopped; "
                 f"err.result holds the last finite params (after {int(result.train_state.step)} updates) and the "
                 f"history of the {len(result.history)} completed epochs. Lower the learning rate, clip gradients "
                 "(optim.clip_by_global_norm), or check the data scale.", result, err.epoch, err.step) from None
@@ -285,27 +291,3 @@ def _create_program(optimizer):
     return jax.jit(lambda p, s: TrainState.create(p, s, optimizer))
 
 
-def _check_initial_cost(build, loss, config, ts, x, y) -> None:
-    """The cost must be finite at the initial params on the first examples; else the loss cannot be evaluated on
-    the model's outputs (e.g. binary_cross_entropy on outputs outside (0, 1)) and training would diverge at once."""
-    n = min(int(x.shape[0]), 8)
-    value, outputs = cached(_initial_cost, build.model, loss)(ts.params, ts.state, jnp.asarray(x[:n]),
-                                                              jnp.asarray(y[:n]))
-    value = float(value)
-    if not np.isfinite(value):
-        low, high = float(jnp.min(outputs)), float(jnp.max(outputs))
-        hint = (f" {getattr(loss, 'name', 'the loss')} takes probabilities in (0, 1): end the model with Sigmoid, or use "
-                "a loss on logits such as sigmoid_cross_entropy" if getattr(loss, "on_probabilities", False) else "")
-        raise ValueError(f"the cost {getattr(loss, 'name', 'loss')} is {value} at the initial params on the first "
-                         f"{n} training examples (model outputs in [{low:.4g}, {high:.4g}]): the loss is undefined on "
-                         f"these outputs.{hint} Check that the loss matches the model's output layer")
-
-
-@functools.lru_cache(maxsize=32)
-def _initial_cost(model, loss):
-    """A jitted evaluation-mode (cost, outputs) of `model` (memoised, so repeated fits compile it once)."""
-    def cost(params, state, xb, yb):
-        outputs = model.forward(params, state, xb, Ctx(False, None))[0]
-        return loss.value(outputs, yb), outputs
-
-    return jax.jit(cost)

@@ -82,14 +82,21 @@ def check_data(build: Builder, hp0: dict, key0, loss, train_data, val_data, batc
                          f"batch_size <= {x.shape[0]}")
     from jaxnets.training.programs import output_shape
 
+    validate.warn_if_channels_first(x, "train_data")
     try:
         out_shape = output_shape(build, hp0, key0, x.shape[1:], x.dtype)
+    except KeyError as err:
+        raise ValueError(f"building the model/optimizer/penalty asked for the hyper-parameter {err}, which this run "
+                         f"does not define: it has {sorted({**dict(build.static), **hp0})} (the grid/space keys); "
+                         "use one of those names") from None
     except (ValueError, TypeError, IndexError, jax.errors.ConcretizationTypeError) as err:
         raise ValueError(f"building the model/optimizer/penalty and running it on inputs of per-example shape "
                          f"{tuple(x.shape[1:])} failed: {err}\nNumeric hyper-parameters arrive as traced arrays; if "
                          "one must be a Python value (a layer size, a flag), list it in static=(...)") from err
     validate.check_targets(y, out_shape, "train_data", loss)
     classification = validate.is_classification(y, out_shape)
+    model = build(hp0).model
+    validate.check_initial_cost(model, loss, *validate.init_params(model, key0, x), x, y)
     val = None
     if val_data is not None:
         xv, yv = validate.check_arrays(val_data, "val_data")

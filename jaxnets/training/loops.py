@@ -15,8 +15,9 @@ import jax
 import jax.numpy as jnp
 
 from jaxnets.core import Ctx
+from jaxnets.training.config import LOOPS
 
-LOOP_CHOICES = ("auto", "scan", "step")
+LOOP_CHOICES = ("auto",) + LOOPS
 _SLOW_IN_LOOPS = ("conv_general_dilated",)
 
 
@@ -25,9 +26,10 @@ def _primitives(jaxpr, found: set) -> None:
         found.add(eqn.primitive.name)
         for value in eqn.params.values():
             for sub in (value if isinstance(value, (list, tuple)) else (value,)):
-                inner = getattr(sub, "jaxpr", None)
+                # a Jaxpr (remat, shard_map) or a ClosedJaxpr (pjit, scan, cond) holding one
+                inner = sub if hasattr(sub, "eqns") else getattr(sub, "jaxpr", None)
                 if inner is not None:
-                    _primitives(getattr(inner, "jaxpr", inner), found)
+                    _primitives(inner if hasattr(inner, "eqns") else inner.jaxpr, found)
 
 
 def primitives_of(model, params, state, input_shape, dtype=jnp.float32) -> set:

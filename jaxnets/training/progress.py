@@ -13,7 +13,7 @@ import sys
 import time
 
 import jax
-import jax.numpy as jnp
+import numpy as np
 
 _SHORT = {"train_loss": "loss", "train_accuracy": "acc", "val_loss": "val_loss", "val_accuracy": "val_acc"}
 SLOW_EPOCH_SECONDS = 3.0   # show steps within epochs once an epoch takes longer than this
@@ -35,7 +35,7 @@ def shows_bar(progress: bool, stream=None) -> bool:
 
 def _on_step(i):
     if _CURRENT:
-        _CURRENT[-1].step(int(jnp.max(jnp.asarray(i))) + 1)
+        _CURRENT[-1].step(int(np.max(np.asarray(i))) + 1)
 
 
 def scan_tick(every: int):

@@ -2,17 +2,21 @@
 
 One file per checkpointed epoch, `<dir>/ckpt-<epoch>.npz` (`jaxnets.checkpoint`: atomic, pickle-free),
 holding {"train": TrainState, "key": the run's key(s), "best": (params, state) of the best epoch when kept} and
-the metadata {"epoch", "histories", "trackers", "stop_reasons", "run": the run's identity, "config"}. The newest
-`KEEP` files of the run are kept.
+the metadata {"epoch", "histories", "stop_reasons", "has_best", "run": the run's identity}. The newest `KEEP`
+files of the run are kept. A stream of batches resumes like arrays only if its batches depend on nothing but
+the epoch: pass a factory (called once per epoch, with the 1-based epoch number when it takes an argument);
+an iterator (one pass) cannot be rewound, so resuming from it is refused.
 
-The directory belongs to one run. Its identity is a fingerprint of what decides the trajectory: the model
-(name and the shapes/dtypes of params and state), the optimizer (its state's structure and the updates it makes
-to a fixed probe gradient in two steps, which tells learning rates and momenta apart), the key, the training
-data (shape, dtype and a digest of 256 rows spread over it), and the batch settings. Before training:
+The directory belongs to one run. Its identity is a fingerprint of what decides the trajectory: the model (the
+names of all its layers, and the shapes/dtypes of params and state), the loss, the penalty (its name and value
+at the initial params), the optimizer (its state's structure and the updates it makes to a fixed probe gradient
+in two steps, which tells learning rates and momenta apart), the key, the training data (shape, dtype and a
+digest of 256 rows spread over it; for a stream, its first batch), and the settings (batch, gradients,
+drop_last, shuffle, augmentation on or off, mixed precision, whether the best epoch is kept). Before training:
 
 - the directory is validated (created if missing; not a file; writable, by writing and removing a probe file)
-  and locked (`flock` on `.jaxnets.lock`, removed when the run ends), so a second fit on it fails at once
-  instead of interleaving (in a multi-process run only process 0 locks and writes; the others only read);
+  and locked (`flock` on the directory itself), so a second fit on it fails at once instead of interleaving (in a
+  multi-process run only process 0 locks and writes; the others only read);
 - checkpoints already there are refused unless `resume=True` (continue them: their identity must equal this
   run's, else the error names what differs) or `overwrite=True` (they are deleted first).
 
@@ -34,7 +38,6 @@ import numpy as np
 from jaxnets import checkpoint
 
 KEEP = 2
-LOCK_NAME = ".jaxnets.lock"
 _PROBE_RTOL = 1e-4
 
 
@@ -88,10 +91,15 @@ def optimizer_probe(optimizer, params) -> list:
     return [[float(v) for v in step] for step in jax.device_get(probe(params))]
 
 
-def run_identity(model, ts, optimizer, keys, data, config: dict) -> dict:
+def run_identity(model, loss, penalty, ts, optimizer, keys, data, config: dict) -> dict:
     """The run's fingerprint (JSON-able): see the module docstring."""
-    return {"model": model.name, "params": _shapes(ts.params), "state": _shapes(ts.state),
-            "opt_state": _shapes(ts.opt_state), "optimizer_probe": optimizer_probe(optimizer, ts.params),
+    from jaxnets import nodes
+
+    cost = None if penalty is None else float(jax.device_get(penalty.value(ts.params)))
+    return {"model": [layer.name for _, layer in nodes.nodes(model)], "params": _shapes(ts.params),
+            "state": _shapes(ts.state), "opt_state": _shapes(ts.opt_state),
+            "optimizer_probe": optimizer_probe(optimizer, ts.params), "loss": getattr(loss, "name", repr(loss)),
+            "penalty": None if penalty is None else [getattr(penalty, "name", "penalty"), cost],
             "key": key_data(keys).tolist(), "data": data, "config": config}
 
 
@@ -158,26 +166,20 @@ class CheckpointDir:
                 pass
 
     def _take_lock(self):
-        path = os.path.join(self.directory, LOCK_NAME)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        """An exclusive `flock` on the directory itself (no lock file to leave behind; the kernel releases it when
+        the process ends, also on SIGKILL)."""
+        fd = os.open(self.directory, os.O_RDONLY)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.read(fd, 64).decode(errors="replace").strip() or "another process"
             os.close(fd)
-            raise CheckpointDirError(f"checkpoint_dir {self.directory!r} is in use by another training run "
-                                     f"(pid {holder}); wait for it to finish or pass another directory") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
+            raise CheckpointDirError(f"checkpoint_dir {self.directory!r} is in use by another training run (it holds "
+                                     "the directory's lock); wait for it to finish or pass another directory") from None
         return fd
 
     def close(self) -> None:
-        """Release the directory: the lock file is removed, then unlocked."""
+        """Release the directory's lock."""
         if self._lock is not None:
-            try:
-                os.unlink(os.path.join(self.directory, LOCK_NAME))
-            except OSError:
-                pass
             fcntl.flock(self._lock, fcntl.LOCK_UN)
             os.close(self._lock)
             self._lock = None

@@ -25,7 +25,7 @@ import inspect
 import jax
 import jax.numpy as jnp
 
-from jaxnets import gradients as gradient_sources
+import jaxnets.gradients
 from jaxnets.core import Ctx, Layer
 from jaxnets.training.config import Builder, TrainConfig
 from jaxnets.training.state import TrainState
@@ -98,7 +98,7 @@ def train_step(build: Builder, loss, config: TrainConfig):
 
     def step(ts: TrainState, hp, xb, yb, key, active):
         spec = build(hp)
-        grad_fn = gradient_sources.get(config.gradients)(_with_outputs(spec.model), loss, spec.penalty,
+        grad_fn = jaxnets.gradients.get(config.gradients)(_with_outputs(spec.model), loss, spec.penalty,
                                                           policy=config.policy)
         if config.mesh is not None:
             xb = jax.lax.with_sharding_constraint(xb, sharding)

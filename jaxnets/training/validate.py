@@ -14,9 +14,6 @@ import numpy as np
 from jaxnets.core import Ctx, Layer
 from jaxnets.training.config import cached
 
-GRADIENT_SOURCES = ("manual", "autodiff")
-
-
 def positive_int(value, name: str, hint: str = "") -> int:
     """`value` as an int ≥ 1, else ValueError."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
@@ -25,11 +22,10 @@ def positive_int(value, name: str, hint: str = "") -> int:
 
 
 def check_gradients(gradients) -> str:
-    if gradients not in GRADIENT_SOURCES:
-        raise ValueError(
-            f"gradients={gradients!r} is not a gradient source; use gradients='manual' (hand-written backprop) "
-            "or gradients='autodiff' (jax.grad)"
-        )
+    """The name of a gradient source ("manual" or "autodiff"), else the ValueError of `jaxnets.gradients.get`."""
+    import jaxnets.gradients   # (the argument is called `gradients` everywhere, so the module by its full name)
+
+    jaxnets.gradients.get(gradients)
     return gradients
 
 
@@ -298,3 +294,28 @@ def check_same_features(x_train, x_val) -> None:
     if tuple(x_val.shape[1:]) != tuple(x_train.shape[1:]):
         raise ValueError(f"val_data: x has per-example shape {tuple(x_val.shape[1:])} but train_data has "
                          f"{tuple(x_train.shape[1:])}; validation inputs must look like training inputs")
+
+
+def check_initial_cost(model, loss, params, state, x, y) -> None:
+    """The cost must be finite at the initial params on the first examples; else the loss cannot be evaluated on
+    the model's outputs (e.g. binary_cross_entropy on outputs outside (0, 1)) and training would diverge at once."""
+    n = min(int(x.shape[0]), 8)
+    value, outputs = cached(_initial_cost, model, loss)(params, state, jnp.asarray(x[:n]), jnp.asarray(y[:n]))
+    value = float(value)
+    if not np.isfinite(value):
+        low, high = float(jnp.min(outputs)), float(jnp.max(outputs))
+        hint = (f" {getattr(loss, 'name', 'the loss')} takes probabilities in (0, 1): end the model with Sigmoid, or use "
+                "a loss on logits such as sigmoid_cross_entropy" if getattr(loss, "on_probabilities", False) else "")
+        raise ValueError(f"the cost {getattr(loss, 'name', 'loss')} is {value} at the initial params on the first "
+                         f"{n} training examples (model outputs in [{low:.4g}, {high:.4g}]): the loss is undefined on "
+                         f"these outputs.{hint} Check that the loss matches the model's output layer")
+
+
+@functools.lru_cache(maxsize=32)
+def _initial_cost(model, loss):
+    """A jitted evaluation-mode (cost, outputs) of `model` (memoised, so repeated fits compile it once)."""
+    def cost(params, state, xb, yb):
+        outputs = model.forward(params, state, xb, Ctx(False, None))[0]
+        return loss.value(outputs, yb), outputs
+
+    return jax.jit(cost)
