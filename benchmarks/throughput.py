@@ -194,7 +194,8 @@ def report(results, ceiling, impls, out=print):
             ok &= hit
             out(f"[{'PASS' if hit else 'MISS'}] large: {flops / 1e12:.2f} TFLOP/epoch (3 × forward matmul FLOPs); "
                 f"best epoch {fracs[0][1]:.2f} s = {flops / fracs[0][1] / 1e9:.1f} GFLOP/s vs matmul-ceiling epoch "
-                f"{fracs[0][0]:.2f} s → {100 * fracs[0][2]:.0f}% of ceiling (median vs median: {fracs[1][1]:.2f} s vs "
+                f"{fracs[0][0]:.2f} s → {100 * fracs[0][2]:.0f}% of ceiling (median vs median: "
+                f"{fracs[1][1]:.2f} s vs "
                 f"{fracs[1][0]:.2f} s → {100 * fracs[1][2]:.0f}%; target ≥ {100 * CEILING_TARGET:.0f}%)")
     return ok
 

@@ -328,7 +328,8 @@ def _covers(rect, segments, boxes) -> bool:
     p, d = segments[:, 0], segments[:, 1] - segments[:, 0]
     t_in, t_out = np.zeros(len(p)), np.ones(len(p))
     inside = np.ones(len(p), dtype=bool)
-    # the segment p + t·d, t in [0, 1], lies in the rectangle where dk·t ≥ lo − pk and dk·t ≤ hi − pk for k = x, y
+    # the segment p + t·d, t in [0, 1], lies in the rectangle where
+    # dk·t ≥ lo − pk and dk·t ≤ hi − pk for k = x, y
     for k, (lo, hi) in enumerate(((x0, x1), (y0, y1))):
         for step, room in ((-d[:, k], p[:, k] - lo), (d[:, k], hi - p[:, k])):
             parallel = step == 0

@@ -157,7 +157,8 @@ def plot(run, results):
     for i, (name, r) in enumerate(results.items()):
         d = r["float64_per_step"]
         steps = np.arange(1, len(d["params_max_abs_diff"]) + 1)
-        ax.plot(steps, d["params_max_abs_diff"] + 1e-20, color=f"C{i}", label=f"{name}: max |θ_manual − θ_autodiff|")
+        ax.plot(steps, d["params_max_abs_diff"] + 1e-20, color=f"C{i}",
+                label=f"{name}: max |θ_manual − θ_autodiff|")
         ax.plot(steps, d["grad_max_abs_diff_same_params"] + 1e-20, ":", color=f"C{i}",
                 label=f"{name}: max |∇_manual − ∇_autodiff| at same θ")
     common.label(ax, "float64, same init and batches: chaos, not a gradient bug", "SGD step (mini-batch of 10)",
@@ -195,8 +196,10 @@ def main(argv=None):
     div, st = f["manual_vs_autodiff_params_max_abs_diff_per_epoch_float32"], f["float64_per_step"]
     grow = np.flatnonzero(st["params_max_abs_diff"] > 1e-3)
     measured = (f"{ds_name} [{n_in},30,10]: {common.pct(f['mean_at_best_val'])} test at best val (mean of {len(seeds)} "
-                f"seeds; book protocol peak, best of {len(seeds)}: {common.pct(f['book_protocol_best_of_seeds_peak_test'])}). "
-                f"Manual vs autodiff: gradients at the same params agree to {st['grad_max_abs_diff_same_params'].max():.0e} "
+                f"seeds; book protocol peak, best of {len(seeds)}: "
+                f"{common.pct(f['book_protocol_best_of_seeds_peak_test'])}). "
+                "Manual vs autodiff: gradients at the same params agree to "
+                f"{st['grad_max_abs_diff_same_params'].max():.0e} "
                 f"(float64), but η=3 SGD is chaotic: from the same init the two trajectories separate exponentially "
                 + (f"(float64 |Δθ| > 1e-3 after {int(grow[0]) + 1} steps; float32 " if grow.size else
                    f"(float64 |Δθ| < 1e-3 over all {len(st['params_max_abs_diff'])} steps; float32 ")
@@ -207,7 +210,8 @@ def main(argv=None):
         best_modern = max(results["digits_modern"].items(), key=lambda kv: kv[1]["at_best_val"])
         measured += (f". digits [64,30,10] book net: {common.pct(d['mean_at_best_val'])} (peak, best of "
                      f"{len(seeds)}: {common.pct(d['book_protocol_best_of_seeds_peak_test'])}); best digits MLP "
-                     f"({best_modern[0].split(', softmax')[0]}): {common.pct(best_modern[1]['at_best_val'])} at best val "
+                     f"({best_modern[0].split(', softmax')[0]}): "
+                     f"{common.pct(best_modern[1]['at_best_val'])} at best val "
                      f"(144-image val set), {common.pct(best_modern[1]['final'])} final, "
                      f"{common.pct(best_modern[1]['peak_test'])} peak")
     measured += f". MNIST: {'see JSON' if mnist is not None else 'not installed, not measured'}"

@@ -51,7 +51,8 @@ def main(argv=None):
                                        train_eval=train, penalty=penalty)
         gap = np.subtract(curves["train_eval_accuracy"], curves["test_accuracy"])
         last = max(1, len(gap) // 10)  # average over the last 10 % of epochs
-        results[name] = {"protocols": common.protocols(curves), "final_train_accuracy": curves["train_eval_accuracy"][-1],
+        results[name] = {"protocols": common.protocols(curves),
+                         "final_train_accuracy": curves["train_eval_accuracy"][-1],
                          "final_gap_mean_last_10pct": float(np.mean(gap[-last:])),
                          "max_train_accuracy": max(curves["train_eval_accuracy"]), "curves": curves}
         run.log(name, results[name]["protocols"], "gap", results[name]["final_gap_mean_last_10pct"])

@@ -22,7 +22,8 @@ CLAIM = ("SGD, momentum, Nesterov, Adagrad, RMSProp, Adam (jaxnets) train like t
 OPTIMIZERS = {  # name: (jaxnets optimizer, optax optimizer), same hyper-parameters
     "SGD η=0.1": (optim.sgd(0.1), optax.sgd(0.1)),
     "momentum 0.9, η=0.01": (optim.sgd(0.01, momentum=0.9), optax.sgd(0.01, momentum=0.9)),
-    "Nesterov 0.9, η=0.01": (optim.sgd(0.01, momentum=0.9, nesterov=True), optax.sgd(0.01, momentum=0.9, nesterov=True)),
+    "Nesterov 0.9, η=0.01": (optim.sgd(0.01, momentum=0.9, nesterov=True),
+                             optax.sgd(0.01, momentum=0.9, nesterov=True)),
     "Adagrad η=0.05": (optim.adagrad(0.05), optax.adagrad(0.05)),
     "RMSProp η=1e-3": (optim.rmsprop(1e-3), optax.rmsprop(1e-3)),
     "Adam η=1e-3": (optim.adam(1e-3), optax.adam(1e-3)),
@@ -93,7 +94,8 @@ def main(argv=None):
     worst_parity = max(r["parity_max_relative"] for r in results.values())
     best = max(results, key=lambda k: results[k]["protocols"]["at_best_val"])
     measured = (f"jaxnets vs optax, {len(results)} optimizers, {epochs} epochs: max |Δ| curves {worst_curve:.1e}, "
-                f"final weights {worst_params:.1e}; parity (relative, per step) {worst_parity:.1e}. Test acc. at best val: "
+                f"final weights {worst_params:.1e}; parity (relative, per step) {worst_parity:.1e}. "
+                "Test acc. at best val: "
                 + ", ".join(f"{k} {common.pct(v['protocols']['at_best_val'])}" for k, v in results.items())
                 + f" (best: {best})")
     run.finish({"dataset": ds_name, "optimizers": results}, measured)

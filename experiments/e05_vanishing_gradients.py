@@ -22,16 +22,17 @@ from jaxnets.diagnostics import gradient_norms, learning_speed
 
 from experiments import common
 
-CLAIM = ("In a deep sigmoid net the early layers learn much more slowly (‖∂C/∂bˡ‖ shrinks towards the input); ReLU "
+CLAIM = ("In a deep sigmoid net the early layers learn much more slowly "
+         "(‖∂C/∂bˡ‖ shrinks towards the input); ReLU "
          "and batch norm reduce the imbalance; the initialisation (N(0,1), 1/√n, Glorot) changes it")
 
 HIDDEN = [30, 30, 30, 30]  # sizes = [n_in] + HIDDEN + [10], n_in from the data (784 for Fashion-MNIST)
 
 
 def measure(run, model, train, test, epochs, key):
-    """Train with `learning_speed` and read ‖δˡ‖ of the hidden layers: ‖∂C/∂bˡ‖ of the hidden Dense layers, or
-    ‖∂C/∂βˡ‖ of the BatchNorm layers in a batch-norm net (`common.hidden_rows`). The initial norms are taken
-    over the first 1,000 training images in training mode (batch statistics for batch norm)."""
+    """Train with `learning_speed` and read ‖δˡ‖ of the hidden layers: ‖∂C/∂bˡ‖ of the hidden Dense
+    layers, or ‖∂C/∂βˡ‖ of the BatchNorm layers in a batch-norm net (`common.hidden_rows`). The initial norms
+    are taken over the first 1,000 training images in training mode (batch statistics for batch norm)."""
     loss = losses.softmax_cross_entropy
     speed = learning_speed(model, loss, optim.sgd(0.1), train, epochs=epochs, batch_size=10, key=key)
     rows = common.hidden_rows(speed.layers)
@@ -94,7 +95,8 @@ def main(argv=None):
     parts = [f"{k}: ‖δ¹‖/‖δ⁴‖ = {v['init_ratio_first_to_last_hidden']:.3f} at init, "
              f"{v['training_ratio_first_to_last_hidden']:.3f} in training, "
              f"test {common.pct(v['test_accuracy'])}" for k, v in results.items()]
-    measured = (f"{first} {sizes} init ‖δˡ‖ (hidden 1→4): " + ", ".join(f"{d:.4f}" for d in s["init_hidden_speed"])
+    measured = (f"{first} {sizes} init ‖δˡ‖ (hidden 1→4): "
+                + ", ".join(f"{d:.4f}" for d in s["init_hidden_speed"])
                 + "; " + "; ".join(parts))
     run.finish({"dataset": ds_name, "sizes": sizes, "epochs": epochs, "variants": results,
                 "protocol": "test accuracy after the last epoch (no validation selection)"}, measured)

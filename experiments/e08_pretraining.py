@@ -4,10 +4,10 @@ A sigmoid network [784, 256, 64, 10]. Pretraining (`jaxnets.pretrain_layerwise`,
 hidden layer is the encoder of an autoencoder (sigmoid decoder, quadratic reconstruction cost) trained on the
 codes of the layer below, over 20,000 unlabelled images, 10 epochs per layer, with Adam (1e-3) — and, for
 comparison, with the library's default optimizer SGD(0.5, momentum 0.9), which on 784-pixel inputs drives the
-first layer's sigmoid codes into saturation (reported as the fraction of codes < 0.02 or > 0.98). Then the network is fine-tuned with only
-L labelled images (L = 100 … 3,000), and compared with the same network trained from Glorot-random weights on
-the same L images (same optimizer, epochs and data order). The claim (Bengio et al. 2007; Erhan et al. 2010):
-pretraining helps most when labels are scarce. Accuracy: test at the epoch of best validation accuracy (a
+first layer's sigmoid codes into saturation (reported as the fraction of codes < 0.02 or > 0.98). Then the network is
+fine-tuned with only L labelled images (L = 100 … 3,000), and compared with the same network trained from
+Glorot-random weights on the same L images (same optimizer, epochs and data order). The claim (Bengio et al. 2007; Erhan
+et al. 2010): pretraining helps most when labels are scarce. Accuracy: test at the epoch of best validation accuracy (a
 10,000-image validation set, generous for a few-label setting; the same for both arms).
 """
 from __future__ import annotations
@@ -33,7 +33,8 @@ def main(argv=None):
     key = jax.random.key(run.seed)
     sizes = [common.n_inputs(ds)] + run.size(SIZES, [784, 32, 10])[1:]
     pretrained, recon, saturation = {}, {}, {}
-    for arm, opt in (("pretrained (Adam 1e-3)", optim.adam(1e-3)), ("pretrained (library default SGD 0.5, m 0.9)", None)):
+    for arm, opt in (("pretrained (Adam 1e-3)", optim.adam(1e-3)),
+                     ("pretrained (library default SGD 0.5, m 0.9)", None)):
         pre = pretrain_layerwise(sizes, train[0][:n_unlabelled], epochs=run.size(10, 1), key=key, batch_size=32,
                                  optimizer=opt)
         pretrained[arm] = pre
@@ -81,7 +82,8 @@ def main(argv=None):
     measured = (f"{ds_name}, pretrained on {n_unlabelled} unlabelled images; test at best val: "
                 + "; ".join(f"{n} labels " + ", ".join(f"{short[a]} {common.pct(v)}" for a, v in acc[n].items())
                             for n in labels)
-                + "; first-layer codes saturated: " + ", ".join(f"{short[a]} {100 * v:.0f} %" for a, v in saturation.items()))
+                + "; first-layer codes saturated: "
+                + ", ".join(f"{short[a]} {100 * v:.0f} %" for a, v in saturation.items()))
     run.finish({"dataset": ds_name, "sizes": sizes, "n_unlabelled": n_unlabelled, "reconstruction": recon,
                 "first_layer_saturated_fraction": saturation,
                 "fine_tune_epochs": epochs, "by_labels": {str(n): r for n, r in results.items()},

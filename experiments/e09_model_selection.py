@@ -77,7 +77,8 @@ def main(argv=None):
         sc = ax.scatter(lr, lm, c=acc, cmap="viridis", s=80, vmin=lo, vmax=hi)
         b = s["best_config"]
         ax.scatter([b["learning_rate"]], [b["lmbda"]], marker="*", s=300, facecolors="none", edgecolors="r",
-                   label=f"best: val {100 * s['best_val_accuracy']:.2f} %, test {100 * s['test_accuracy_of_best']:.2f} %")
+                   label=f"best: val {100 * s['best_val_accuracy']:.2f} %, "
+                         f"test {100 * s['test_accuracy_of_best']:.2f} %")
         ax.set_xscale("log")
         ax.set_yscale("log")
         fig.colorbar(sc, ax=ax, label="validation accuracy (%)")
@@ -92,7 +93,8 @@ def main(argv=None):
     run.savefig(fig, "search")
 
     g, r = searches["grid"], searches["random"]
-    measured = (f"{ds_name}, {len(grid)} configs each, {epochs} epochs: grid best val {common.pct(g['best_val_accuracy'])} "
+    measured = (f"{ds_name}, {len(grid)} configs each, {epochs} epochs: "
+                f"grid best val {common.pct(g['best_val_accuracy'])} "
                 f"(test {common.pct(g['test_accuracy_of_best'])}) at η={g['best_config']['learning_rate']:.3g}, "
                 f"λ={g['best_config']['lmbda']:.3g}; random best val {common.pct(r['best_val_accuracy'])} (test "
                 f"{common.pct(r['test_accuracy_of_best'])}) at η={r['best_config']['learning_rate']:.3g}, "

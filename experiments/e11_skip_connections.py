@@ -14,12 +14,12 @@ has large gradients at init and is unsteady at 0.05, the plain ReLU net starts s
 images for 15 epochs, the same key (init, batches) for all. Quick mode: the three sigmoid nets, 300 images,
 2 epochs.
 
-The speed of learning of hidden layer l is ‖δˡ‖ = ‖∂C/∂bˡ‖ (‖∂C/∂βˡ‖ of the BatchNorm in a batch-norm net,
-`common.hidden_rows`), measured by `jaxnets.diagnostics.learning_speed`: row 0 over the first 1,000 training
-images at initialisation (in training mode, so batch norm uses batch statistics), row e the mean over the
+The speed of learning of hidden layer l is ‖δˡ‖ = ‖∂C/∂bˡ‖ (‖∂C/∂βˡ‖ of the BatchNorm in a
+batch-norm net, `common.hidden_rows`), measured by `jaxnets.diagnostics.learning_speed`: row 0 over the first 1,000
+training images at initialisation (in training mode, so batch norm uses batch statistics), row e the mean over the
 mini-batch steps of epoch e. Learning speed of the whole net: the training cost (running mean over each epoch)
-and the test accuracy after each epoch (`jaxnets.evaluate`). Reported: ‖δ¹‖/‖δ¹⁰‖ at init and its mean over
-the training epochs, and the test accuracy after the last epoch. The claim (Nielsen ch. 5; He et al. 2016; Ioffe
+and the test accuracy after each epoch (`jaxnets.evaluate`). Reported: ‖δ¹‖/‖δ¹⁰‖ at init and its mean
+over the training epochs, and the test accuracy after the last epoch. The claim (Nielsen ch. 5; He et al. 2016; Ioffe
 & Szegedy 2015): the plain deep sigmoid net's early layers get far smaller gradients than its late ones and it
 learns slowly; skip connections and batch norm even the gradients out and train fast.
 """
@@ -44,7 +44,8 @@ CLAIM = ("In a deep (10 hidden layers) sigmoid net the early layers get vanishin
 WIDTH, DEPTH = 30, 10
 RATES = {"sigmoid": 0.5, "relu": 0.02}  # SGD learning rate per activation, shared by the three architectures
 ARCHITECTURES = ("plain", "skip connections", "batch norm")
-LAST = f"‖δ{str(DEPTH).translate(str.maketrans('0123456789', '⁰¹²³⁴⁵⁶⁷⁸⁹'))}‖"  # ‖δ¹⁰‖, the last hidden layer's
+# ‖δ¹⁰‖, the last hidden layer's
+LAST = f"‖δ{str(DEPTH).translate(str.maketrans('0123456789', '⁰¹²³⁴⁵⁶⁷⁸⁹'))}‖"
 
 
 def build(architecture, activation, n_in):
@@ -103,7 +104,8 @@ def plot(run, results, ds_name, n_train):
         d.plot(common.epochs_axis(r["test_accuracy"]), 100 * np.asarray(r["test_accuracy"]),
                label=f"{name} ({100 * r['final_test_accuracy']:.1f} %)", **style)
     common.label(a, f"(a) speed of learning at initialisation, {DEPTH} hidden layers",
-                 "hidden layer (1 = next to the input)", "‖∂C/∂bˡ‖ (batch norm: ‖∂C/∂βˡ‖)", log=True, integer_x=True)
+                 "hidden layer (1 = next to the input)", "‖∂C/∂bˡ‖ (batch norm: ‖∂C/∂βˡ‖)", log=True,
+                 integer_x=True)
     b.axhline(1.0, color="gray", lw=0.8, ls=":")
     common.label(b, "(b) first vs last hidden layer", "epoch (0 = initialisation)",
                  f"‖δ¹‖ / {LAST} (mean over the epoch's mini-batches)", log=True)
@@ -129,7 +131,8 @@ def main(argv=None):
                                     batch_norm=arch == "batch norm")
             r = results[name]
             if not r["diverged"]:
-                run.log(f"{name}: init ‖δˡ‖ {np.round(r['init_delta'], 5)}, ratio {r['init_ratio_first_to_last']:.3g}, "
+                run.log(f"{name}: init ‖δˡ‖ {np.round(r['init_delta'], 5)}, "
+                        f"ratio {r['init_ratio_first_to_last']:.3g}, "
                         f"test {r['test_accuracy']}")
     plot(run, results, ds_name, train[0].shape[0])
 

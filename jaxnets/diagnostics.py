@@ -1,7 +1,8 @@
 """Gradient diagnostics: per-layer learning speed during training, dead units, per-example gradients.
 
     speed = learning_speed(model, loss, opt, (x, y), epochs=30, batch_size=10, key=key)
-    speed.delta[:, l]          # ‖δˡ‖ = ‖∂C/∂bˡ‖ of layer l: row 0 at initialisation, row e the mean over epoch e
+    speed.delta[:, l]          # ‖δˡ‖ = ‖∂C/∂bˡ‖ of layer l: row 0 at initialisation,
+                               # row e the mean over epoch e
     speed.weight[:, l]         # ‖∂C/∂Wˡ‖ likewise
     dead_relu_fraction(model, params, state, x)        # units that never fire on x, per layer that can
     per_example_grads(model, loss, params, state, x, y)  # the gradient of each example's cost, stacked on axis 0
@@ -54,8 +55,8 @@ def _norm(tree) -> jax.Array:
 
 
 def layer_gradient_norms(model, grads) -> tuple[jax.Array, jax.Array]:
-    """(‖∂C/∂bˡ‖, ‖∂C/∂Wˡ‖) for every measured layer l of `model`'s gradient pytree: two float32 arrays of shape
-    (L,); 0 for a layer without a bias or without weights (see `without_bias` for which is which)."""
+    """(‖∂C/∂bˡ‖, ‖∂C/∂Wˡ‖) for every measured layer l of `model`'s gradient pytree: two float32
+    arrays of shape (L,); 0 for a layer without a bias or without weights (see `without_bias` for which is which)."""
     b, w = [], []
     for path, layer in measured_layers(model):
         g = nodes.subtree(grads, path)
@@ -114,7 +115,8 @@ def _norms_program(model, loss, gradients, penalty, train):
 def gradient_norms(model, loss, params, state, x, y, *, gradients: str = "manual", penalty=None,
                    train: bool = False, key=None) -> dict:
     """Per-layer norms of the gradient of the cost over all of (x, y) at `params` (one batch; the forward in
-    evaluation mode unless `train`): {"layers": names, "delta": (L,) ‖∂C/∂bˡ‖, "weight": (L,) ‖∂C/∂Wˡ‖}."""
+    evaluation mode unless `train`): {"layers": names, "delta": (L,) ‖∂C/∂bˡ‖,
+    "weight": (L,) ‖∂C/∂Wˡ‖}."""
     from jaxnets.training import validate
 
     loss = validate.check_loss(loss, "gradient_norms(model, loss, params, state, x, y)")
@@ -124,9 +126,9 @@ def gradient_norms(model, loss, params, state, x, y, *, gradients: str = "manual
 
 
 class LearningSpeed(NamedTuple):
-    """layers: layer names; delta / weight: (epochs + 1, L) numpy arrays of ‖δˡ‖ = ‖∂C/∂bˡ‖ and ‖∂C/∂Wˡ‖ —
-    row 0 over the probe set at initialisation, row e the mean over the mini-batch steps of epoch e (‖δˡ‖ is
-    NaN for a layer without a bias);
+    """layers: layer names; delta / weight: (epochs + 1, L) numpy arrays of ‖δˡ‖ = ‖∂C/∂bˡ‖ and
+    ‖∂C/∂Wˡ‖ — row 0 over the probe set at initialisation, row e the mean over the mini-batch steps of
+    epoch e (‖δˡ‖ is NaN for a layer without a bias);
     train_loss: (epochs,); params / state: after training; result: the FitResult of the training run."""
 
     layers: list

@@ -39,7 +39,8 @@ def as_dense_targets(outputs: jax.Array, targets: jax.Array, name: str = "loss")
     targets = jnp.asarray(targets)
     if targets.shape == outputs.shape:
         return targets.astype(outputs.dtype)
-    if targets.ndim == outputs.ndim - 1 and targets.shape == outputs.shape[:-1] and jnp.issubdtype(targets.dtype, jnp.integer):
+    if (targets.ndim == outputs.ndim - 1 and targets.shape == outputs.shape[:-1]
+            and jnp.issubdtype(targets.dtype, jnp.integer)):
         if outputs.shape[-1] == 1:
             return targets[..., None].astype(outputs.dtype)
         return jax.nn.one_hot(targets, outputs.shape[-1], dtype=outputs.dtype)
@@ -85,7 +86,7 @@ def _batch_size(outputs):
     return outputs.shape[0]
 
 
-# --- quadratic cost  C = (1/m) Σₓ ½‖y(x) − a‖²  ->  ∂C/∂a = (a − y)/m -----------------------------------
+# --- quadratic cost  C = (1/m) Σₓ ½‖y(x) − a‖²  ->  ∂C/∂a = (a − y)/m --------------------------------
 def _quadratic_value(a, y):
     y = as_dense_targets(a, y, "quadratic")
     return 0.5 * jnp.sum((a - y) ** 2) / _batch_size(a)
@@ -99,8 +100,9 @@ def _quadratic_grad(a, y):
 quadratic = Loss(_quadratic_value, _quadratic_grad, "quadratic")
 
 
-# --- cross-entropy on probabilities  C = −(1/m) Σₓ Σⱼ [yⱼ ln aⱼ + (1 − yⱼ) ln(1 − aⱼ)] ------------------
-#     ∂C/∂aⱼ = (aⱼ − yⱼ) / (aⱼ(1 − aⱼ)) / m; with sigmoid outputs σ′ = a(1 − a) cancels and δᴸ = a − y.
+# --- cross-entropy on probabilities  C = −(1/m) Σₓ Σⱼ [yⱼ ln aⱼ + (1 − yⱼ) ln(1 − aⱼ)] ------------
+#     ∂C/∂aⱼ = (aⱼ − yⱼ) / (aⱼ(1 − aⱼ)) / m;
+#     with sigmoid outputs σ′ = a(1 − a) cancels and δᴸ = a − y.
 def _bce_value(a, y):
     y = as_dense_targets(a, y, "binary_cross_entropy")
     return -jnp.sum(y * jnp.log(a) + (1 - y) * jnp.log1p(-a)) / _batch_size(a)
@@ -115,7 +117,7 @@ binary_cross_entropy = Loss(_bce_value, _bce_grad, "binary_cross_entropy",
                             check=_check_unit_interval("binary_cross_entropy"), on_probabilities=True)
 
 
-# --- the same cost on logits z, a = σ(z): −y ln σ(z) − (1 − y) ln(1 − σ(z)) = ln(1 + eᶻ) − z·y ------------
+# --- the same cost on logits z, a = σ(z): −y ln σ(z) − (1 − y) ln(1 − σ(z)) = ln(1 + eᶻ) − z·y --------
 #     ∂C/∂z = (σ(z) − y)/m, the fused "a − y" of sigmoid output + cross-entropy. ln(1 + eᶻ) is evaluated as
 #     logaddexp(0, z): stable for large |z| and smooth at z = 0 (a max/abs form would give jax.grad a kink).
 def _sigmoid_ce_value(z, y):
@@ -133,7 +135,8 @@ sigmoid_cross_entropy = Loss(_sigmoid_ce_value, _sigmoid_ce_grad, "sigmoid_cross
                              check=_check_unit_interval("sigmoid_cross_entropy"))
 
 
-# --- softmax + log-likelihood on logits  C = −(1/m) Σₓ Σⱼ yⱼ ln softmax(z)ⱼ  ->  ∂C/∂z = (softmax(z) − y)/m ----
+# --- softmax + log-likelihood on logits  C = −(1/m) Σₓ Σⱼ yⱼ ln softmax(z)ⱼ ----
+#     ->  ∂C/∂z = (softmax(z) − y)/m
 def _softmax_ce_value(z, y):
     y = as_dense_targets(z, y, "softmax_cross_entropy")
     return -jnp.sum(y * jax.nn.log_softmax(z, axis=-1)) / _batch_size(z)

@@ -42,7 +42,8 @@ def _check_input(model: Layer, expected: tuple) -> Layer:
 
     def init(key, input_shape):
         if tuple(input_shape) != expected:
-            raise ValueError(f"{model.name}: built for per-example inputs of shape {expected}, got {tuple(input_shape)}; "
+            raise ValueError(f"{model.name}: built for per-example inputs of shape {expected}, "
+                             f"got {tuple(input_shape)}; "
                              "init with the size given as sizes[0], or build the model for your data's size")
         return model.init(key, input_shape)
 
@@ -74,11 +75,12 @@ def cnn(features=20, kernel=5, pool=2, hidden=100, classes=10, activation="sigmo
         dropout=None, w_init=glorot_uniform, padding="VALID", batch_norm=False) -> Layer:
     """The textbook's convolutional network (chapter 6): for each entry of `features` (an int or a sequence, one
     conv-pool stage each) Conv2D(f, kernel) → [BatchNorm] → activation → pool (`pooling` "max"|"l2"|"avg", window
-    `pool`); then Flatten → [Dropout] → Dense(hidden) → activation → [Dropout] → Dense(classes) → [output unit].
+    `pool`); then Flatten → [Dropout] → Dense(hidden) → activation → [Dropout] → Dense(classes)
+    → [output unit].
 
-    On 28×28×1 inputs the default is conv 20×5×5 (24×24 maps) → 2×2 max-pool (12×12) → 100 → 10. Pooling after the
-    activation is the book's description; for max pooling and a monotone activation it equals its network3 code,
-    which pools first. `hidden=None` drops the hidden dense layer. Dropout masks the inputs of the dense layers.
+    On 28×28×1 inputs the default is conv 20×5×5 (24×24 maps) → 2×2 max-pool (12×12) → 100 → 10. Pooling
+    after the activation is the book's description; for max pooling and a monotone activation it equals its network3
+    code, which pools first. `hidden=None` drops the hidden dense layer. Dropout masks the inputs of the dense layers.
     """
     stages = (features,) if isinstance(features, int) else tuple(features)
     if not stages or not all(isinstance(f, int) and f > 0 for f in stages):
@@ -104,8 +106,8 @@ def cnn(features=20, kernel=5, pool=2, hidden=100, classes=10, activation="sigmo
 
 def cnn2(features=(20, 40), kernel=5, pool=2, hidden=100, classes=10, activation="sigmoid", pooling="max",
          output=None, dropout=None, w_init=glorot_uniform, padding="VALID", batch_norm=False) -> Layer:
-    """The deeper textbook network: conv 20×5×5 → pool → conv 40×5×5 → pool → dense 100 → 10 (28×28 → 24 → 12
-    → 8 → 4, so the dense layer sees 40·4·4 = 640 inputs). Same options as `cnn`."""
+    """The deeper textbook network: conv 20×5×5 → pool → conv 40×5×5 → pool → dense 100 → 10 (28×28 →
+    24 → 12 → 8 → 4, so the dense layer sees 40·4·4 = 640 inputs). Same options as `cnn`."""
     return cnn(features, kernel, pool, hidden, classes, activation, pooling, output, dropout, w_init, padding,
                batch_norm)
 
@@ -119,10 +121,10 @@ def resnet_mlp(n_in: int, width: int, depth: int, classes: int, activation="relu
                output=None, w_init=glorot_uniform) -> Layer:
     """A deep fully connected network with skip connections: `depth` hidden layers of `width` units.
 
-    Dense(width) → σ, then depth − 1 residual blocks h ← h + σ([BatchNorm](Dense(width)(h))), then Dense(classes)
-    [→ output unit]. With the identity shortcut, ∂C/∂h of every block carries the cotangent of the block above
-    unchanged plus the block's own term, so early layers keep learning where `mlp` with the same layers stalls
-    (the vanishing-gradient problem; experiments/e11_skip_connections.py). Input (m, n_in) -> (m, classes).
+    Dense(width) → σ, then depth − 1 residual blocks h ← h + σ([BatchNorm](Dense(width)(h))), then
+    Dense(classes) [→ output unit]. With the identity shortcut, ∂C/∂h of every block carries the cotangent of the
+    block above unchanged plus the block's own term, so early layers keep learning where `mlp` with the same layers
+    stalls (the vanishing-gradient problem; experiments/e11_skip_connections.py). Input (m, n_in) -> (m, classes).
     """
     for name, v in (("resnet_mlp(n_in)", n_in), ("resnet_mlp(width)", width), ("resnet_mlp(depth)", depth),
                     ("resnet_mlp(classes)", classes)):
@@ -139,8 +141,8 @@ def resnet_mlp(n_in: int, width: int, depth: int, classes: int, activation="relu
 def resnet_cnn(classes: int = 10, features=(16, 32), blocks: int = 1, activation="relu", *, output=None,
                w_init=glorot_uniform) -> Layer:
     """A small residual ConvNet for NHWC images: a 3×3 stem Conv2D(features[0]) → BatchNorm → σ, then per stage s
-    `blocks` residual blocks [Conv2D 3×3 → BatchNorm → σ → Conv2D 3×3 → BatchNorm] + shortcut (a bias-free 1×1
-    Conv2D where the number of maps changes, else the identity), each followed by σ, a 2×2 max-pool between
+    `blocks` residual blocks [Conv2D 3×3 → BatchNorm → σ → Conv2D 3×3 → BatchNorm] + shortcut (a bias-free
+    1×1 Conv2D where the number of maps changes, else the identity), each followed by σ, a 2×2 max-pool between
     stages, then GlobalAvgPool → Dense(classes). SAME padding throughout: any H, W divisible by 2^(stages − 1).
     """
     _positive("resnet_cnn(classes)", classes)

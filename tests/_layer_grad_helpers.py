@@ -1,9 +1,10 @@
 """Three-way gradient checks shared by the layer tests (conv, pool, dropout, batch norm, models).
 
 `three_way(...)` checks a model's parameter gradients and its input gradient dx three ways with one
-`jaxnets.gradcheck.compare` call: the hand-written backward, `jax.grad`, and float64 central differences. It returns the worst relative errors and prints them on one "GRADCHECK" line
-(visible with `pytest -s`). `vjp_both` runs the manual backward inside `jax.vjp` (`gradients.as_custom_vjp`)
-next to autodiff's `jax.vjp`, for the input gradient of larger programs.
+`jaxnets.gradcheck.compare` call: the hand-written backward, `jax.grad`, and float64 central differences. It returns the
+worst relative errors and prints them on one "GRADCHECK" line (visible with `pytest -s`). `vjp_both` runs the manual
+backward inside `jax.vjp` (`gradients.as_custom_vjp`) next to autodiff's `jax.vjp`, for the input gradient of larger
+programs.
 """
 from __future__ import annotations
 
@@ -88,5 +89,6 @@ def distinct_normal(seed, shape, dtype, gap=1e-3):
     n = int(np.prod(shape))
     values = np.sort(rng.normal(size=n))
     values = values + gap * np.arange(n)          # spread: consecutive sorted values differ by > gap
-    values = values - values[np.argmin(np.abs(values))] + gap / 2   # the value nearest 0 sits at gap/2; all |v| ≥ gap/2
+    values = values - values[np.argmin(np.abs(values))] + gap / 2   # the value nearest 0 sits at gap/2;
+                                                                    # all |v| ≥ gap/2
     return jnp.asarray(rng.permutation(values).reshape(shape), dtype)

@@ -1,7 +1,7 @@
 """The four backprop equations, computed by hand in numpy on a 2-layer sigmoid network, against jaxnets.
 
     BP1  δᴸ = ∇ₐC ⊙ σ′(zᴸ)            BP2  δˡ = ((Wˡ⁺¹)ᵀ δˡ⁺¹) ⊙ σ′(zˡ)
-    BP3  ∂C/∂bˡ = δˡ                  BP4  ∂C/∂Wˡ = δˡ (aˡ⁻¹)ᵀ          (averaged over the mini-batch)
+    BP3  ∂C/∂bˡ = δˡ                  BP4  ∂C/∂Wˡ = δˡ (aˡ⁻¹)ᵀ        (averaged over the mini-batch)
 """
 import jax.numpy as jnp
 import numpy as np

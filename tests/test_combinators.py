@@ -180,7 +180,8 @@ def test_combinators_train_in_fit_with_both_gradient_sources_and_in_an_ensemble(
     args = dict(epochs=3, batch_size=32, val_data=val, progress=False)
     runs = {g: jn.fit(model, LOSS, jn.optim.sgd(0.1, momentum=0.9), data, key=jax.random.key(0), gradients=g,
                       **args) for g in ("manual", "autodiff")}
-    for a, b in zip(jax.tree_util.tree_leaves(runs["manual"].params), jax.tree_util.tree_leaves(runs["autodiff"].params)):
+    for a, b in zip(jax.tree_util.tree_leaves(runs["manual"].params),
+                    jax.tree_util.tree_leaves(runs["autodiff"].params)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
     assert runs["manual"].history["val_accuracy"][-1] > 0.5
     keys = jax.random.split(jax.random.key(1), 3)

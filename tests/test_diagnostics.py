@@ -66,8 +66,8 @@ def test_earlier_layers_learn_slower_in_a_deep_sigmoid_net():
 
 
 def test_recorded_norms_equal_autodiff_norms_and_training_is_unchanged():
-    """With one full batch per epoch the recorded ‖∂C/∂bˡ‖, ‖∂C/∂Wˡ‖ are those of jax.grad at the start params;
-    the recording optimizer updates params exactly as the optimizer it wraps."""
+    """With one full batch per epoch the recorded ‖∂C/∂bˡ‖, ‖∂C/∂Wˡ‖ are those of jax.grad at the
+    start params; the recording optimizer updates params exactly as the optimizer it wraps."""
     model = jn.models.mlp([64, 12, 10])
     x, y = jnp.asarray(DS.x_train[:64]), jnp.asarray(DS.y_train[:64])
     loss, opt, pen = losses.softmax_cross_entropy, optim.sgd(0.5, momentum=0.9), losses.l2(0.1, 64)

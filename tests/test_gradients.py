@@ -91,7 +91,8 @@ def test_manual_vs_autodiff_float32(act, loss_name, head_name, pen, seed):
     (v_m, _), g_m = manual(params, state, x, y, ctx)
     (v_a, _), g_a = auto(params, state, x, y, ctx)
     # eager (un-jitted) manual backprop gives the same numbers as the compiled one
-    (v_mj, _), g_mj = gradients.manual(model, loss, penalty)(params, state, x, y, ctx) if seed % 4 == 0 else ((v_m, 0), g_m)
+    (v_mj, _), g_mj = (gradients.manual(model, loss, penalty)(params, state, x, y, ctx) if seed % 4 == 0
+                       else ((v_m, 0), g_m))
     for g in (g_a, g_mj):
         for a, b in zip(jax.tree_util.tree_leaves(g_m), jax.tree_util.tree_leaves(g)):
             scale = max(float(jnp.max(jnp.abs(b))), 1e-30)

@@ -64,5 +64,6 @@ def test_the_scan_flags_autodiff(snippet):
 
 
 def test_the_scan_ignores_docstrings_and_grad_attributes_of_other_objects():
-    source = '"""cross-checked against jax.grad and jax.vjp"""\nimport jax\ndef f(loss, a, y):\n    return loss.grad(a, y)'
+    source = ('"""cross-checked against jax.grad and jax.vjp"""\nimport jax\ndef f(loss, a, y):\n'
+              '    return loss.grad(a, y)')
     assert autodiff_calls(source) == []

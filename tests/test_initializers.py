@@ -23,7 +23,8 @@ def test_conv_kernel_fans_include_receptive_field():
     assert float(jnp.max(jnp.abs(w))) <= math.sqrt(6 / 575)
 
 
-@pytest.mark.parametrize("fn,var", [(init.nielsen_normal, 1 / 400), (init.lecun_normal, 1 / 400), (init.he_normal, 2 / 400)])
+@pytest.mark.parametrize("fn,var", [(init.nielsen_normal, 1 / 400), (init.lecun_normal, 1 / 400),
+                                    (init.he_normal, 2 / 400)])
 def test_normal_scalings(fn, var):
     w = fn(jax.random.key(2), (400, 300))
     np.testing.assert_allclose(float(jnp.var(w)), var, rtol=0.02)

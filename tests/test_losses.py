@@ -55,7 +55,8 @@ def test_target_shape_mismatch_is_a_clear_error():
 
 
 def test_penalties_touch_weights_only(x64):
-    params = ({"w": jnp.array([[1.0, -2.0]]), "b": jnp.array([5.0, 5.0])}, (), {"w": jnp.array([[3.0]]), "b": jnp.array([7.0])})
+    params = ({"w": jnp.array([[1.0, -2.0]]), "b": jnp.array([5.0, 5.0])}, (),
+              {"w": jnp.array([[3.0]]), "b": jnp.array([7.0])})
     l2 = losses.l2(0.5, 10)
     np.testing.assert_allclose(l2.value(params), 0.5 / 20 * (1 + 4 + 9))
     g = l2.grad(params)

@@ -273,7 +273,8 @@ def test_loss_and_model_combinations_that_cannot_learn_are_refused():
     with pytest.raises(ValueError, match="probability distributions"):
         fit(tiny_model(), LOSS, optim.sgd(0.1), (x, np.full((41, 3), 0.5, np.float32)), epochs=1, batch_size=8,
             key=KEY)
-    with pytest.raises(ValueError, match=r"binary_cross_entropy is nan.*takes probabilities in \(0, 1\): end the model"):
+    with pytest.raises(ValueError,
+                       match=r"binary_cross_entropy is nan.*takes probabilities in \(0, 1\): end the model"):
         fit(serial(Dense(3)), losses.binary_cross_entropy, optim.sgd(0.1), (x, np.eye(3, dtype=np.float32)[y]),
             epochs=1, batch_size=8, key=KEY)
     nchw = np.random.default_rng(0).random((6, 1, 12, 12), dtype=np.float32)

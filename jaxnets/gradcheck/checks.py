@@ -277,7 +277,8 @@ def check_model(model: Layer, loss, params, state, x, y, ctx: Ctx = Ctx(train=Tr
         rows += _penalty_rows(penalty, params, fd_args)
 
     shapes = jax.eval_shape(lambda p: nodes.record(model, p, state, x, ctx)[1], params)
-    probes = {path: jax.tree_util.tree_map(lambda a: jnp.zeros(a.shape, a.dtype), rec.y) for path, rec in shapes.items()}
+    probes = {path: jax.tree_util.tree_map(lambda a: jnp.zeros(a.shape, a.dtype), rec.y)
+              for path, rec in shapes.items()}
 
     def cost_and_records(probes_):
         out, records = nodes.record(model, params, state, x, ctx, probes_)

@@ -1,6 +1,7 @@
 """The third witness: central finite differences, per coordinate or along random directions, in float64.
 
-    finite_differences(fn, tree)                       # ∂fn/∂θᵢ ≈ (fn(θ + h eᵢ) − fn(θ − h eᵢ)) / 2h, every i
+    finite_differences(fn, tree)                       # ∂fn/∂θᵢ ≈
+                                                       # (fn(θ + h eᵢ) − fn(θ − h eᵢ)) / 2h, every i
     directional_differences(fn, tree, key=k, n=4)      # vᵀ∇fn ≈ (fn(θ + h v) − fn(θ − h v)) / 2h, per leaf
 
 Per-coordinate differences cost two evaluations of `fn` per coordinate (vmapped in chunks), so they suit small

@@ -6,8 +6,8 @@ Error rule. For a row comparing gradients a and b (manual, autodiff or finite di
 
 where S is the largest |entry| of the reference (autodiff) gradient over every leaf of the same check, input
 gradient included, and FLOOR = 1e-2 (float64, float32; `floor(dtype)` gives 5e-2 for float16 and 1e-1 for
-bfloat16, whose round-off is 2⁻¹¹ and 2⁻⁸). The floor is an absolute tolerance tied to the size of the whole gradient
-(as torch.autograd.gradcheck's atol + rtol·|b|): a leaf whose true gradient is exactly 0 (the bias before a
+bfloat16, whose round-off is 2⁻¹¹ and 2⁻⁸). The floor is an absolute tolerance tied to the size of the whole
+gradient (as torch.autograd.gradcheck's atol + rtol·|b|): a leaf whose true gradient is exactly 0 (the bias before a
 BatchNorm, Step, a dead ReLU region) compares its round-off with 1 % of the largest gradient, not with 0, so
 it cannot raise a false alarm, while a wrong gradient anywhere near the size of the others still fails.
 Directional rows (finite differences along random unit directions v) compare vᵀa with the difference

@@ -25,7 +25,8 @@ def check_image_shape(name: str, input_shape, hint: str) -> tuple[int, int, int]
     """Per-example image shape (H, W, C), or a ValueError naming the layer and the fix."""
     if len(input_shape) != 3:
         raise ValueError(
-            f"{name}: expects images of per-example shape (H, W, C) (NHWC with the batch axis), got {tuple(input_shape)}; "
+            f"{name}: expects images of per-example shape (H, W, C) (NHWC with the batch axis), "
+            f"got {tuple(input_shape)}; "
             f"{hint}"
         )
     return tuple(int(d) for d in input_shape)

@@ -1,7 +1,7 @@
 """Activation layers σ with their derivatives written out.
 
-Each backward implements the ⊙ σ′(z) factor of the backprop equations: δ = ∂C/∂a ⊙ σ′(z) (BP1 at the output
-layer, BP2 inside the network). Activations have no params and no state (both are `()`).
+Each backward implements the ⊙ σ′(z) factor of the backprop equations: δ = ∂C/∂a ⊙ σ′(z) (BP1 at the
+output layer, BP2 inside the network). Activations have no params and no state (both are `()`).
 
     LeakyRelu = elementwise("LeakyRelu", lambda z: jnp.where(z > 0, z, 0.01 * z),
                             lambda z: jnp.where(z > 0, 1.0, 0.01))
@@ -138,7 +138,8 @@ Softmax = _unit("Softmax", lambda z: jax.nn.softmax(z, axis=-1), _softmax_vjp, c
 
 
 def _log_softmax_vjp(y, dy):
-    # yⱼ = zⱼ − ln Σₖ e^{zₖ}:  ∂yᵢ/∂zⱼ = 1[i=j] − softmax(z)ⱼ, so (Jᵀ dy)ⱼ = dyⱼ − softmax(z)ⱼ Σᵢ dyᵢ,
+    # yⱼ = zⱼ − ln Σₖ e^{zₖ}:  ∂yᵢ/∂zⱼ = 1[i=j] − softmax(z)ⱼ,
+    # so (Jᵀ dy)ⱼ = dyⱼ − softmax(z)ⱼ Σᵢ dyᵢ,
     # with softmax(z) = e^y recovered from the cached output.
     return dy - jnp.exp(y) * jnp.sum(dy, axis=-1, keepdims=True)
 

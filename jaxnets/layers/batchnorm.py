@@ -3,14 +3,17 @@
 Features are on the last axis: dense (m, n) or images (m, H, W, C); statistics are taken over all other axes,
 N values per feature (N = m, or m·H·W). In training:
 
-    μ = (1/N) Σ x,   σ² = (1/N) Σ (x − μ)²   (the biased variance),   x̂ = (x − μ)/√(σ² + ε),   y = γ x̂ + β    (B1)
+    μ = (1/N) Σ x,   σ² = (1/N) Σ (x − μ)²   (the biased variance),
+    x̂ = (x − μ)/√(σ² + ε),   y = γ x̂ + β                                                  (B1)
 
 Every x moves μ and σ², so the backward is not just γ/σ · δ:
 
-    ∂C/∂β = Σ δ,   ∂C/∂γ = Σ δ ⊙ x̂,   ∂C/∂x = γ/√(σ² + ε) · (δ − mean(δ) − x̂ ⊙ mean(δ ⊙ x̂))            (B2)
+    ∂C/∂β = Σ δ,   ∂C/∂γ = Σ δ ⊙ x̂,
+    ∂C/∂x = γ/√(σ² + ε) · (δ − mean(δ) − x̂ ⊙ mean(δ ⊙ x̂))                                 (B2)
 
 (sums and means over the N values of each feature). At evaluation (ctx.train False) the running statistics
-replace μ and σ², which are then constants: ∂C/∂x = γ/√(σ²_run + ε) · δ, with the same ∂C/∂γ, ∂C/∂β.
+replace μ and σ², which are then constants: ∂C/∂x = γ/√(σ²_run + ε) · δ,
+with the same ∂C/∂γ, ∂C/∂β.
 
 Running statistics (the `state` {"mean", "var"}, initially 0 and 1), updated on every training forward pass:
 

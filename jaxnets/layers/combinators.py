@@ -160,7 +160,8 @@ def branches(*layers: Layer, name: str | None = None) -> Layer:
         grads = [layer.backward(params[i], caches[i], dy[i]) for i, layer in enumerate(layers)]
         return tuple(g for g, _ in grads), tuple(dx for _, dx in grads)
 
-    return Layer(init, forward, backward, label, tuple(layers), rebuild=lambda *children: branches(*children, name=name))
+    return Layer(init, forward, backward, label, tuple(layers),
+                 rebuild=lambda *children: branches(*children, name=name))
 
 
 def residual(*layers: Layer, shortcut: Layer | None = None, name: str | None = None) -> Layer:
@@ -168,8 +169,8 @@ def residual(*layers: Layer, shortcut: Layer | None = None, name: str | None = N
     a projection such as `Dense(n, use_bias=False)` or a 1x1 `Conv2D` when F changes the shape).
 
     Backward (the chain rule through the sum): both branches receive dy, and
-    ∂C/∂x = F's backward(dy) + S's backward(dy) — with the identity shortcut, ∂C/∂x = Fᵀ dy + dy, the "+ dy" that
-    carries the gradient past F undiminished (why deep residual networks keep learning where plain ones stall).
+    ∂C/∂x = F's backward(dy) + S's backward(dy) — with the identity shortcut, ∂C/∂x = Fᵀ dy + dy, the "+ dy"
+    that carries the gradient past F undiminished (why deep residual networks keep learning where plain ones stall).
     Children: (serial(*layers), shortcut); params/state/cache are pairs in that order.
     """
     if not layers:

@@ -49,7 +49,8 @@ def same_padding(size: int, window: int, stride: int) -> tuple[int, int]:
 def _check_padding(padding, name):
     if isinstance(padding, str):
         if padding.upper() not in ("VALID", "SAME"):
-            raise ValueError(f"{name}: padding must be 'VALID', 'SAME' or ((top, bottom), (left, right)), got {padding!r}")
+            raise ValueError(
+                f"{name}: padding must be 'VALID', 'SAME' or ((top, bottom), (left, right)), got {padding!r}")
         return padding.upper()
     try:
         (pt, pb), (pl, pr) = padding
@@ -78,9 +79,10 @@ def Conv2D(features: int, kernel, stride=1, padding="VALID", w_init=glorot_unifo
     kh, kw = pair(kernel, "kernel", label)
     sh, sw = pair(stride, "stride", label)
     pad_spec = _check_padding(padding, label)
-    name = f"Conv2D({features}, {describe((kh, kw))}" + (f", stride={describe((sh, sw))}" if (sh, sw) != (1, 1) else "") \
-        + (f", {pad_spec}" if isinstance(pad_spec, str) and pad_spec != "VALID" else "") \
-        + (")" if use_bias else ", use_bias=False)")
+    name = (f"Conv2D({features}, {describe((kh, kw))}"
+            + (f", stride={describe((sh, sw))}" if (sh, sw) != (1, 1) else "")
+            + (f", {pad_spec}" if isinstance(pad_spec, str) and pad_spec != "VALID" else "")
+            + (")" if use_bias else ", use_bias=False)"))
 
     def pads(h, w):
         if pad_spec == "VALID":
@@ -100,7 +102,8 @@ def Conv2D(features: int, kernel, stride=1, padding="VALID", w_init=glorot_unifo
         return (hp - kh) // sh + 1, (wp - kw) // sw + 1
 
     def init(key, input_shape):
-        h, w, c = check_image_shape(name, input_shape, "put Reshape((H, W, C)) before it, or load images with flatten=False")
+        h, w, c = check_image_shape(name, input_shape,
+                                    "put Reshape((H, W, C)) before it, or load images with flatten=False")
         ho, wo = out_size(h, w)
         w_key, b_key = jax.random.split(key)
         params = {"w": w_init(w_key, (kh, kw, c, features), dtype)}

@@ -29,7 +29,8 @@ def Dropout(rate) -> Layer:
     in [0, 1)).
     """
     if isinstance(rate, bool) or not isinstance(rate, (int, float, jax.Array, np.ndarray, np.floating)):
-        raise TypeError(f"Dropout(rate): rate must be a float in [0, 1), the probability of dropping a unit; got {rate!r}")
+        raise TypeError("Dropout(rate): rate must be a float in [0, 1), the probability of dropping a unit; "
+                        f"got {rate!r}")
     concrete = isinstance(rate, (int, float, np.floating)) or (isinstance(rate, np.ndarray) and rate.ndim == 0)
     if concrete:
         rate = float(rate)

@@ -3,12 +3,14 @@
 Each example is normalised over its last (feature) axis of size n, the same in training and evaluation (no
 batch statistics, no state):
 
-    μ = (1/n) Σⱼ xⱼ,   σ² = (1/n) Σⱼ (xⱼ − μ)²,   x̂ = (x − μ)/√(σ² + ε),   y = γ ⊙ x̂ + β              (L1)
+    μ = (1/n) Σⱼ xⱼ,   σ² = (1/n) Σⱼ (xⱼ − μ)²,
+    x̂ = (x − μ)/√(σ² + ε),   y = γ ⊙ x̂ + β                                                (L1)
 
-with learnable γ, β of shape (n,). Every xⱼ moves μ and σ² of its own example, so with g = ∂C/∂x̂ = δ ⊙ γ:
+with learnable γ, β of shape (n,). Every xⱼ moves μ and σ² of its own example,
+so with g = ∂C/∂x̂ = δ ⊙ γ:
 
     ∂C/∂β = Σ δ,   ∂C/∂γ = Σ δ ⊙ x̂   (sums over the batch and any leading axes)
-    ∂C/∂x = (1/√(σ² + ε)) · (g − meanⱼ(g) − x̂ ⊙ meanⱼ(g ⊙ x̂))                                         (L2)
+    ∂C/∂x = (1/√(σ² + ε)) · (g − meanⱼ(g) − x̂ ⊙ meanⱼ(g ⊙ x̂))                             (L2)
 
 (means over the feature axis of each example): BatchNorm's (B2) with the roles of the axes exchanged. Under mixed
 precision the statistics and reductions run in float32; y and dx come back in the input's dtype.

@@ -7,7 +7,8 @@ output pixel (i, j) the window is W_ij = {(i·sh + a, j·sw + c) : 0 ≤ a < wh,
     L2:   y_ij = √(Σ_{p ∈ W_ij} x_p²)          ∂y_ij/∂x_p = x_p / y_ij  (taken as 0 when y_ij = 0)      (P2)
     avg:  y_ij = (1/(wh·ww)) Σ_{p ∈ W_ij} x_p   ∂y_ij/∂x_p = 1/(wh·ww)                                 (P3)
 
-and ∂C/∂x_p = Σ_{ij : p ∈ W_ij} ∂C/∂y_ij · ∂y_ij/∂x_p (overlapping windows add up; pixels in no window get 0).
+and ∂C/∂x_p = Σ_{ij : p ∈ W_ij} ∂C/∂y_ij · ∂y_ij/∂x_p
+(overlapping windows add up; pixels in no window get 0).
 
 Tie rule for max pooling: p*_ij is the FIRST maximal element of the window in row-major order (top row first,
 left to right); it receives the whole gradient, the other tied elements get 0. (jax.grad of `jnp.max` shares it
@@ -67,11 +68,13 @@ def _safe_ratio(dy, y):
 
 
 def _offsets(x, ho, wo, wh, ww, sh, sw):
-    """Yield ((a, c), patch) for each window offset in row-major order; patch[n, i, j, k] = x[n, i·sh+a, j·sw+c, k]."""
+    """Yield ((a, c), patch) for each window offset in row-major order;
+    patch[n, i, j, k] = x[n, i·sh+a, j·sw+c, k]."""
     m, _, _, ch = x.shape
     for a in range(wh):
         for c in range(ww):
-            yield (a, c), lax.slice(x, (0, a, c, 0), (m, a + (ho - 1) * sh + 1, c + (wo - 1) * sw + 1, ch), (1, sh, sw, 1))
+            yield (a, c), lax.slice(x, (0, a, c, 0), (m, a + (ho - 1) * sh + 1, c + (wo - 1) * sw + 1, ch),
+                                    (1, sh, sw, 1))
 
 
 def _place(g, a, c, h, w, sh, sw):

@@ -9,9 +9,9 @@ A gradient transformation is a pair of pure functions:
 the final updates are *added* to the parameters by `apply_updates`: the minus sign of gradient descent lives in
 `scale_by_learning_rate`, so an optimizer returns u = -lr * direction.
 
-`masked(inner, mask)` restricts a transformation to some leaves (optax's `masked`). The protocol is structural: a jaxnets transformation unpacks like any `(init, update)` pair, so `optax.chain`
-accepts it, and `jaxnets.optim.chain` accepts optax transformations (passing each one only the extra keyword
-arguments its `update` can take).
+`masked(inner, mask)` restricts a transformation to some leaves (optax's `masked`). The protocol is structural: a
+jaxnets transformation unpacks like any `(init, update)` pair, so `optax.chain` accepts it, and `jaxnets.optim.chain`
+accepts optax transformations (passing each one only the extra keyword arguments its `update` can take).
 """
 from __future__ import annotations
 

@@ -107,7 +107,8 @@ def _row(config, history, best_epoch, stop_reason):
 def grid_search(model, loss, optimizer, train_data, *, grid: dict, epochs: int, batch_size: int, key,
                 val_data=None, penalty=None, gradients: str = "manual", early_stopping=None, monitor=None,
                 static=(), chunk_size=None, progress: bool = True, verbose: bool = False, drop_last: bool = False,
-                augment=None, eval_batch_size: int = DEFAULT_CHUNK, loop: str = "auto", compute_dtype=None) -> SweepResult:
+                augment=None, eval_batch_size: int = DEFAULT_CHUNK, loop: str = "auto",
+                compute_dtype=None) -> SweepResult:
     """Train every point of the Cartesian product of `grid` ({name: [values]}) and pick the best on
     validation data.
 

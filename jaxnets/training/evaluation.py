@@ -144,7 +144,8 @@ class Predictor:
     (vmapped over stacked lanes with `lanes`: outputs (K, N, ...))."""
 
     def __init__(self, model, batch_size, loop: str, lanes: bool = False):
-        self.model, self.batch_size, self.loop, self.lanes, self._chunk = model, check_chunk(batch_size), loop, lanes, {}
+        self.model, self.batch_size, self.loop, self.lanes, self._chunk = (model, check_chunk(batch_size), loop,
+                                                                           lanes, {})
         if loop == "scan":
             fn = make_predict(model, batch_size=batch_size)
             self._scan = jax.jit(jax.vmap(fn, in_axes=(0, 0, None)) if lanes else fn)

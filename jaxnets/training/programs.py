@@ -4,9 +4,9 @@
     p = programs(build, loss, config, n=60000, lanes=16)       # 16 lanes: everything vmapped over axis 0
 
 `epoch` is the scan driver's whole epoch (`jit`, train state donated); `steps` the step driver's pieces
-(`jaxnets.training.epoch.StepPrograms`); `evaluate` the evaluation pass (`jaxnets.training.evaluation.Evaluator`) on validation data. The
-frozen `TrainConfig` and the `Builder` (model, optimizer, penalty) are the cache key: equal objects share
-compiled programs across `fit` calls (a configuration that cannot be hashed is compiled without memoising).
+(`jaxnets.training.epoch.StepPrograms`); `evaluate` the evaluation pass (`jaxnets.training.evaluation.Evaluator`) on
+validation data. The frozen `TrainConfig` and the `Builder` (model, optimizer, penalty) are the cache key: equal objects
+share compiled programs across `fit` calls (a configuration that cannot be hashed is compiled without memoising).
 """
 from __future__ import annotations
 

@@ -55,7 +55,8 @@ def check_loss(loss, where: str):
 
     if isinstance(loss, str):
         return losses.get(loss)
-    if not (isinstance(loss, tuple) and callable(getattr(loss, "value", None)) and callable(getattr(loss, "grad", None))):
+    if not (isinstance(loss, tuple) and callable(getattr(loss, "value", None))
+            and callable(getattr(loss, "grad", None))):
         raise TypeError(f"{where}: loss must be a jaxnets Loss (value and grad), e.g. losses.softmax_cross_entropy, "
                         f"or its name (one of {sorted(losses.LOSSES)}); got {type(loss).__name__}. The order is "
                         "model, loss, then params/optimizer, then data")
@@ -304,7 +305,8 @@ def check_initial_cost(model, loss, params, state, x, y) -> None:
     value = float(value)
     if not np.isfinite(value):
         low, high = float(jnp.min(outputs)), float(jnp.max(outputs))
-        hint = (f" {getattr(loss, 'name', 'the loss')} takes probabilities in (0, 1): end the model with Sigmoid, or use "
+        hint = (f" {getattr(loss, 'name', 'the loss')} takes probabilities in (0, 1): "
+                "end the model with Sigmoid, or use "
                 "a loss on logits such as sigmoid_cross_entropy" if getattr(loss, "on_probabilities", False) else "")
         raise ValueError(f"the cost {getattr(loss, 'name', 'loss')} is {value} at the initial params on the first "
                          f"{n} training examples (model outputs in [{low:.4g}, {high:.4g}]): the loss is undefined on "
