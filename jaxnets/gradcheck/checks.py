@@ -280,11 +280,11 @@ def check_model(model: Layer, loss, params, state, x, y, ctx: Ctx = Ctx(train=Tr
     probes = {path: jax.tree_util.tree_map(lambda a: jnp.zeros(a.shape, a.dtype), rec.y)
               for path, rec in shapes.items()}
 
-    def cost_and_records(probes_):
-        out, records = nodes.record(model, params, state, x, ctx, probes_)
-        return loss.value(out, y), {path: (r.x, r.key) for path, r in records.items()}
+    def cost_and_records(probes_, p, s, xx, yy):   # arrays as arguments: no XLA constant folding of the weights
+        out, records = nodes.record(model, p, s, xx, ctx, probes_)
+        return loss.value(out, yy), {path: (r.x, r.key) for path, r in records.items()}
 
-    cotangents, records = jax.jit(jax.grad(cost_and_records, has_aux=True))(probes)
+    cotangents, records = jax.jit(jax.grad(cost_and_records, has_aux=True))(probes, params, state, x, y)
     dtype = _dtype_name((params, x))
     for path, layer in nodes.nodes(model)[1:]:
         x_in, key_in = records[path]

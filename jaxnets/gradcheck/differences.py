@@ -12,6 +12,8 @@ suffice. Both should be evaluated on float64 inputs (under `jax.enable_x64`).
 """
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
@@ -39,13 +41,20 @@ def finite_differences(fn, params, *, step: float = 1e-5, chunk: int = 512):
     return unravel(jax.lax.map(partial, jnp.arange(flat.size), batch_size=min(chunk, flat.size)))
 
 
+@functools.partial(jax.jit, static_argnums=2)
 def random_directions(key, tree, n: int):
-    """`n` unit directions per leaf: a tree like `tree` whose leaves have a leading axis of size n."""
+    """`n` unit directions per leaf: a tree like `tree` whose leaves have a leading axis of size n.
+
+    One normal draw of n × (all the leaves' sizes) is cut into the leaves (one random-number program to compile,
+    however many leaves), then each leaf's n vectors are scaled to unit length."""
     leaves, treedef = jax.tree_util.tree_flatten(tree)
-    keys = jax.random.split(key, max(len(leaves), 1))
-    out = []
-    for k, leaf in zip(keys, leaves):
-        v = jax.random.normal(k, (n,) + tuple(leaf.shape), leaf.dtype)
+    sizes = [int(leaf.size) for leaf in leaves]
+    dtype = jnp.result_type(*leaves) if leaves else jnp.float32
+    draws = jax.random.normal(key, (n, sum(sizes)), dtype)
+    out, start = [], 0
+    for size, leaf in zip(sizes, leaves):
+        v = draws[:, start:start + size].reshape((n,) + tuple(leaf.shape)).astype(leaf.dtype)
+        start += size
         norms = jnp.sqrt(jnp.sum(v * v, axis=tuple(range(1, v.ndim)), keepdims=True))
         out.append(v / jnp.where(norms > 0, norms, 1))
     return jax.tree_util.tree_unflatten(treedef, out)
