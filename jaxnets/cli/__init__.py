@@ -1,0 +1,35 @@
+"""The `jaxnets` command: `jaxnets train`, `jaxnets gradcheck`, `jaxnets datasets`.
+
+    jaxnets train --dataset digits --sizes 64,30,10 --activation sigmoid --loss softmax_cross_entropy \\
+        --optimizer sgd --learning-rate 0.5 --momentum 0.9 --batch-size 32 --epochs 60 --gradcheck
+    jaxnets gradcheck --model cnn --activation tanh --loss quadratic --x64        # exit status 1 on a mismatch
+    jaxnets datasets
+
+Every argument is checked before anything runs: a malformed value, a combination that cannot work (a loss
+whose cost is undefined on the chosen output unit, an output file inside a regular file, ...) is a usage error
+naming the flag. Exit status: 0 success, 1 a failed gradient check or diverged training, 2 bad arguments or data.
+"""
+from __future__ import annotations
+
+import sys
+
+from jaxnets.cli.arguments import build_parser, check_gradcheck_args, check_train_args
+from jaxnets.cli.build import output_unit
+from jaxnets.cli.commands import cmd_datasets, cmd_gradcheck, cmd_train
+
+__all__ = ["main", "build_parser", "output_unit"]
+
+COMMANDS = {"train": (check_train_args, cmd_train), "gradcheck": (check_gradcheck_args, cmd_gradcheck),
+            "datasets": (lambda args: None, cmd_datasets)}
+
+
+def main(argv=None) -> int:
+    """Run the command; argument problems exit with status 2 through argparse (usage and the flag, no traceback)."""
+    args = build_parser().parse_args(argv)
+    check, command = COMMANDS[args.command]
+    check(args)
+    try:
+        return command(args)
+    except (ValueError, TypeError, FileNotFoundError, ImportError) as err:
+        print(f"jaxnets {args.command}: error: {err}", file=sys.stderr)
+        return 2
