@@ -310,3 +310,40 @@ def test_report_header_dtypes_and_bad_tolerances():
             report.assert_close(rtol=bad)
     with pytest.raises(ValueError, match="finite_diff"):
         gradcheck.compare(model, LOSS, params, state, x, y, finite_diff="sometimes")
+
+
+def test_checking_the_same_model_again_compiles_nothing_and_a_changed_backward_is_still_caught():
+    compiles = []
+
+    def listen(name, seconds, **kwargs):
+        if name == "/jax/core/compile/backend_compile_duration":
+            compiles.append(seconds)
+
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    try:
+        model = jn.serial(jn.Dense(6), BatchNorm(), jn.Relu, jn.Dense(3))
+        _, params, state = model.init(jax.random.key(0), (5,))
+        x, y = jax.random.normal(jax.random.key(1), (8, 5)), jnp.arange(8) % 3
+        ctx = jn.Ctx(train=True, key=jax.random.key(2))
+        first = gradcheck.check_model(model, LOSS, params, state, x, y, ctx)
+        assert compiles, "the first check compiles its programs"
+        x2 = jax.block_until_ready(2 * x)   # new values, same shapes (computed before counting: eager ops compile)
+        compiles.clear()
+        again = gradcheck.check_model(model, LOSS, params, state, x2, y, ctx)
+        assert compiles == []
+        assert len(again.rows) == len(first.rows) and not again.failures()
+        # the memo is keyed by the layers themselves: the same Dense(3) (same init and forward) with a wrong
+        # backward is compiled and checked anew, and blamed
+        last = model.children[3]
+
+        def bias_mean(p, a, delta):
+            grads, dx = last.backward(p, a, delta)
+            return {"w": grads["w"], "b": jnp.mean(delta, axis=0)}, dx
+
+        wrong = model.rebuild(*model.children[:3], with_backward(last, bias_mean, "DenseBiasMean"))
+        report = gradcheck.check_model(wrong, LOSS, params, state, x, y, ctx)
+        assert compiles, "a changed backward is compiled, not served from the memo"
+        with pytest.raises(AssertionError, match="gradient mismatch in layer DenseBiasMean"):
+            report.assert_close()
+    finally:
+        jax.monitoring.clear_event_listeners()

@@ -30,6 +30,8 @@ fails at both points.
 """
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -83,9 +85,41 @@ def _directional_error(projected, estimate, norm, floor):
     return abs_err, (abs_err / denom if denom > 0 else 0.0)
 
 
+# ------------------------------------------------------------------------------- compiled programs, memoised
+# Every program below is built from hashable statics (layers, losses, penalties, the train flag, the step) and
+# takes every array as an argument, so checking the same model again with the same shapes reuses its compiled
+# programs instead of compiling closures over the new call's arrays.
+@functools.lru_cache(maxsize=256)
+def _memo(build, statics):
+    return build(*statics)
+
+
+def _built(build, *statics):
+    """build(*statics), memoised when the statics can be hashed (otherwise built afresh, as correct but slower)."""
+    try:
+        return _memo(build, statics)
+    except TypeError:
+        return build(*statics)
+
+
+def _coordinate_fd(fd_fn, step):
+    """jit of (p, *extra) -> per-coordinate central differences of q -> fd_fn(q, *extra) at p."""
+    return jax.jit(lambda p, *extra: differences.finite_differences(lambda q: fd_fn(q, *extra), p, step=step))
+
+
+def _directional_fd(fd_fn, step):
+    """jit of (p, d, gm, ga, *extra) -> (directional differences along d, gm and ga projected on d)."""
+    def estimate(p, d, gm, ga, *extra):
+        return (differences.directional_differences(lambda q: fd_fn(q, *extra), p, d, step=step),
+                differences.project(gm, d), differences.project(ga, d))
+
+    return jax.jit(estimate)
+
+
 def _rows(check, labels, manual, auto, mode=None, fd_fn=None, point64=None, man64=None, auto64=None, *,
-          key=None, directions=4, step=1e-5):
-    """One Row per leaf of the gradient trees. labels[i] = (layer, where, leaf) of leaf i in flattening order."""
+          fd_extra=(), key=None, directions=4, step=1e-5):
+    """One Row per leaf of the gradient trees. labels[i] = (layer, where, leaf) of leaf i in flattening order.
+    The finite differences are those of q -> fd_fn(q, *fd_extra) at point64 (fd_fn: a stable function)."""
     low = floor(_dtype_name(manual))
     m, a = _numpy(manual), _numpy(auto)
     scale = max((float(np.max(np.abs(v))) for v in a if v.size), default=0.0)
@@ -93,18 +127,13 @@ def _rows(check, labels, manual, auto, mode=None, fd_fn=None, point64=None, man6
     if mode is not None:
         m64, a64 = _numpy(man64), _numpy(auto64)
         if mode == "coordinates":
-            fd = _numpy(jax.jit(lambda p: differences.finite_differences(fd_fn, p, step=step))(point64))
+            fd = _numpy(_built(_coordinate_fd, fd_fn, step)(point64, *fd_extra))
             scale64 = max((float(np.max(np.abs(v))) for v in a64 if v.size), default=0.0)
             columns += [[_coordinate_error(g, f, low * scale64) for g, f in zip(gs, fd)] for gs in (m64, a64)]
         else:
             dirs = differences.random_directions(jax.random.key(0) if key is None else key, point64, directions)
-
-            @jax.jit
-            def estimate(p, d, gm, ga):
-                return (differences.directional_differences(fd_fn, p, d, step=step), differences.project(gm, d),
-                        differences.project(ga, d))
-
-            fd, pm, pa = (_numpy(t) for t in estimate(point64, dirs, man64, auto64))
+            estimate = _built(_directional_fd, fd_fn, step)
+            fd, pm, pa = (_numpy(t) for t in estimate(point64, dirs, man64, auto64, *fd_extra))
             norms = [float(np.linalg.norm(v)) for v in a64]
             norm_floor = low * max(norms, default=0.0)
             columns += [[_directional_error(p, f, n, norm_floor) for p, f, n in zip(ps, fd, norms)]
@@ -121,18 +150,39 @@ def _fd_label(mode, directions):
 
 
 # ---------------------------------------------------------------------------------------------- one layer
-def _layer_rows(check, layer: Layer, where, params, state, x, ctx, dy, *, finite_diff, directions, step, key):
-    """Rows for `layer` at (params, state, x, ctx) with output cotangent dy: each param leaf and the input."""
-    def manual(p, s, x_, dy_):
-        _, _, cache = layer.forward(p, s, x_, ctx)
+def _layer_manual(layer: Layer, train: bool):
+    """jit of (params, state, x, dy, key) -> the layer's hand-written (dparams, dx)."""
+    def manual(p, s, x_, dy_, key):
+        _, _, cache = layer.forward(p, s, x_, Ctx(train, key))
         return layer.backward(p, cache, dy_)
 
-    def autodiff(p, s, x_, dy_):
-        _, vjp = jax.vjp(lambda p_, xx: layer.forward(p_, s, xx, ctx)[0], p, x_)
+    return jax.jit(manual)
+
+
+def _layer_autodiff(layer: Layer, train: bool):
+    """jit of (params, state, x, dy, key) -> `jax.vjp` of the layer's forward applied to dy."""
+    def autodiff(p, s, x_, dy_, key):
+        _, vjp = jax.vjp(lambda p_, xx: layer.forward(p_, s, xx, Ctx(train, key))[0], p, x_)
         return vjp(dy_)
 
-    g_man = jax.jit(manual)(params, state, x, dy)
-    g_auto = jax.jit(autodiff)(params, state, x, dy)
+    return jax.jit(autodiff)
+
+
+def _layer_probe(layer: Layer, train: bool):
+    """((params, x), state, dy, key) -> ⟨dy, forward(params, x)⟩: the scalar whose finite differences are taken."""
+    def probe(px, s, dy, key):
+        y, _, _ = layer.forward(px[0], s, px[1], Ctx(train, key))
+        return sum(jnp.sum(a * b) for a, b in zip(jax.tree_util.tree_leaves(y), jax.tree_util.tree_leaves(dy)))
+
+    return probe
+
+
+def _layer_rows(check, layer: Layer, where, params, state, x, ctx, dy, *, finite_diff, directions, step, key):
+    """Rows for `layer` at (params, state, x, ctx) with output cotangent dy: each param leaf and the input."""
+    train = bool(ctx.train)
+    manual, autodiff = _built(_layer_manual, layer, train), _built(_layer_autodiff, layer, train)
+    g_man = manual(params, state, x, dy, ctx.key)
+    g_auto = autodiff(params, state, x, dy, ctx.key)
     labels = [(layer.name, where, _path_str(path)) for path, _ in jax.tree_util.tree_leaves_with_path(params)]
     labels += [(layer.name, where, "/".join(["input"] + ([_path_str(path)] if path else [])))
                for path, _ in jax.tree_util.tree_leaves_with_path(x)]
@@ -145,14 +195,9 @@ def _layer_rows(check, layer: Layer, where, params, state, x, ctx, dy, *, finite
         if _dtype_name((params, x)) == "float64":
             m64, a64 = g_man, g_auto
         else:
-            m64, a64 = jax.jit(manual)(p64, s64, x64, dy64), jax.jit(autodiff)(p64, s64, x64, dy64)
-
-        def inner(px):
-            y, _, _ = layer.forward(px[0], s64, px[1], ctx)
-            return sum(jnp.sum(a * b) for a, b in zip(jax.tree_util.tree_leaves(y), jax.tree_util.tree_leaves(dy64)))
-
-        rows = _rows(check, labels, g_man, g_auto, mode, inner, (p64, x64), m64, a64, key=key,
-                     directions=directions, step=step)
+            m64, a64 = manual(p64, s64, x64, dy64, ctx.key), autodiff(p64, s64, x64, dy64, ctx.key)
+        rows = _rows(check, labels, g_man, g_auto, mode, _built(_layer_probe, layer, train), (p64, x64), m64, a64,
+                     fd_extra=(s64, dy64, ctx.key), key=key, directions=directions, step=step)
     return rows, mode
 
 
@@ -201,22 +246,39 @@ def _owner(model: Layer, path) -> tuple[str, str, str]:
     return layer.name, "/".join(where), _path_str(rest) or "(all)"
 
 
-def _model_rows(model, loss, params, state, x, y, ctx, penalty, finite_diff, directions, step, key, policy=None):
-    def manual(p, x_):
-        _, _, _, dp, dx = gradients.backprop(model, loss, penalty, p, state, x_, y, ctx, policy)
+def _model_manual(model, loss, penalty, train, policy):
+    """jit of (params, state, x, y, key) -> the hand-written (dparams, dx) of the cost (loss + penalty)."""
+    def manual(p, s, x_, y_, key):
+        _, _, _, dp, dx = gradients.backprop(model, loss, penalty, p, s, x_, y_, Ctx(train, key), policy)
         return dp, dx
 
-    def cost(p, x_, s=state, yy=y):
-        outputs, _, _ = model.forward(p, s, x_, ctx)
-        return gradients.penalised(loss.value(outputs, yy), p, penalty)
+    return jax.jit(manual)
 
-    def cost_in_policy(p, x_):
+
+def _model_cost(model, loss, penalty, train, policy):
+    """((params, x), state, y, key) -> the cost; under a policy, forward in its compute dtype, loss in float32."""
+    def cost(px, s, y_, key):
+        p, x_ = px
+        if policy is None:
+            outputs, _, _ = model.forward(p, s, x_, Ctx(train, key))
+            return gradients.penalised(loss.value(outputs, y_), p, penalty)
         low = gradients.cast_floats
-        outputs, _, _ = model.forward(low(p, policy.compute_dtype), state, low(x_, policy.compute_dtype), ctx)
-        return gradients.penalised(loss.value(outputs.astype(jnp.float32), y), p, penalty)
+        outputs, _, _ = model.forward(low(p, policy.compute_dtype), s, low(x_, policy.compute_dtype), Ctx(train, key))
+        return gradients.penalised(loss.value(outputs.astype(jnp.float32), y_), p, penalty)
 
-    autodiff = jax.grad(cost if policy is None else cost_in_policy, argnums=(0, 1))
-    g_man, g_auto = jax.jit(manual)(params, x), jax.jit(autodiff)(params, x)
+    return cost
+
+
+def _model_autodiff(model, loss, penalty, train, policy):
+    """jit of (params, state, x, y, key) -> `jax.grad` of the same cost, (dparams, dx)."""
+    cost = _built(_model_cost, model, loss, penalty, train, policy)
+    return jax.jit(lambda p, s, x_, y_, key: jax.grad(lambda px: cost(px, s, y_, key))((p, x_)))
+
+
+def _model_rows(model, loss, params, state, x, y, ctx, penalty, finite_diff, directions, step, key, policy=None):
+    statics = (model, loss, penalty, bool(ctx.train))
+    g_man = _built(_model_manual, *statics, policy)(params, state, x, y, ctx.key)
+    g_auto = _built(_model_autodiff, *statics, policy)(params, state, x, y, ctx.key)
     if policy is not None:   # the gradients come back in the master dtype; the check's precision is the compute one
         g_man, g_auto = (gradients.cast_floats(g, policy.compute_dtype) for g in (g_man, g_auto))
     labels = [_owner(model, path) for path, _ in jax.tree_util.tree_leaves_with_path(params)]
@@ -229,14 +291,10 @@ def _model_rows(model, loss, params, state, x, y, ctx, penalty, finite_diff, dir
         if _dtype_name((params, x)) == "float64":
             m64, a64 = g_man, g_auto
         else:
-            def manual64(p, x_):
-                _, _, _, dp, dx = gradients.backprop(model, loss, penalty, p, s64, x_, y64, ctx)
-                return dp, dx
-
-            m64 = jax.jit(manual64)(p64, x64)
-            a64 = jax.jit(jax.grad(lambda p, x_: cost(p, x_, s64, y64), argnums=(0, 1)))(p64, x64)
-        rows = _rows("model", labels, g_man, g_auto, mode, lambda px: cost(px[0], px[1], s64, y64), (p64, x64),
-                     m64, a64, key=key, directions=directions, step=step)
+            m64 = _built(_model_manual, *statics, None)(p64, s64, x64, y64, ctx.key)
+            a64 = _built(_model_autodiff, *statics, None)(p64, s64, x64, y64, ctx.key)
+        rows = _rows("model", labels, g_man, g_auto, mode, _built(_model_cost, *statics, None), (p64, x64), m64, a64,
+                     fd_extra=(s64, y64, ctx.key), key=key, directions=directions, step=step)
     return rows, mode
 
 
@@ -264,16 +322,16 @@ def check_model(model: Layer, loss, params, state, x, y, ctx: Ctx = Ctx(train=Tr
     (from `jax.grad` of the cost through the model), by the same rule as `check_layer`; `report.assert_close()`
     then names the innermost layer whose backward is wrong. Rows: "model" (per parameter leaf and the input),
     "loss", "penalty", then "in place" rows for each child in pre-order (`where` = its child-index path).
-    Measured cost (2-core CPU, jax 0.10.2, load ≈ 1.7): an MLP [784, 1000, 1000, 10] (1.8M parameters, float32,
-    batch 32, directional differences in 4 directions) takes 11.7 s on the first call (9.7 s of it compiling 89
-    programs) and 5.6–6.1 s on later calls with the same shapes (4.0–4.4 s of it recompiling 33 programs that
-    close over the call's arguments).
+    Measured cost (2-core CPU, jax 0.10.2, load ≈ 0.3): an MLP [784, 1000, 1000, 10] (1.8M parameters, float32,
+    batch 32, directional differences in 4 directions) takes 10.3 s on the first call (8.2 s of it compiling 84
+    programs) and 0.9 s on later calls of the same model with inputs of the same shapes, which compile nothing
+    (the programs are memoised on the model's layers, loss and penalty; see "compiled programs" below).
     """
     if not isinstance(model, Layer):
         raise TypeError(f"check_model(model): a jaxnets Layer, got {type(model).__name__}")
     rows, mode = _model_rows(model, loss, params, state, x, y, ctx, penalty, finite_diff, directions, step, key)
     fd_args = dict(finite_diff=finite_diff, directions=directions, step=step, key=key)
-    outputs = jax.jit(lambda p, xx: model.forward(p, state, xx, ctx)[0])(params, x)
+    outputs = _built(_model_outputs, model, bool(ctx.train))(params, state, x, ctx.key)
     rows += _loss_rows(loss, outputs, y, fd_args)
     if penalty is not None:
         rows += _penalty_rows(penalty, params, fd_args)
@@ -282,11 +340,8 @@ def check_model(model: Layer, loss, params, state, x, y, ctx: Ctx = Ctx(train=Tr
     probes = {path: jax.tree_util.tree_map(lambda a: jnp.zeros(a.shape, a.dtype), rec.y)
               for path, rec in shapes.items()}
 
-    def cost_and_records(probes_, p, s, xx, yy):   # arrays as arguments: no XLA constant folding of the weights
-        out, records = nodes.record(model, p, s, xx, ctx, probes_)
-        return loss.value(out, yy), {path: (r.x, r.key) for path, r in records.items()}
-
-    cotangents, records = jax.jit(jax.grad(cost_and_records, has_aux=True))(probes, params, state, x, y)
+    cotangents, records = _built(_in_place_cotangents, model, loss, bool(ctx.train))(probes, params, state, x, y,
+                                                                                    ctx.key)
     dtype = _dtype_name((params, x))
     for path, layer in nodes.nodes(model)[1:]:
         x_in, key_in = records[path]
@@ -300,6 +355,21 @@ def check_model(model: Layer, loss, params, state, x, y, ctx: Ctx = Ctx(train=Tr
                 node_rows = [r._replace(note="nearby input") for r in nearby_rows]
         rows += node_rows
     return Report(tuple(rows), dtype, _fd_label(mode, directions))
+
+
+def _model_outputs(model, train):
+    """jit of (params, state, x, key) -> the model's outputs."""
+    return jax.jit(lambda p, s, x_, key: model.forward(p, s, x_, Ctx(train, key))[0])
+
+
+def _in_place_cotangents(model, loss, train):
+    """jit of (probes, params, state, x, y, key) -> (the cotangent reaching each layer's output, what each layer
+    received: {path: (x, key)}); arrays as arguments, so XLA does not constant-fold the weights."""
+    def cost_and_records(probes, p, s, x_, y_, key):
+        out, records = nodes.record(model, p, s, x_, Ctx(train, key), probes)
+        return loss.value(out, y_), {path: (r.x, r.key) for path, r in records.items()}
+
+    return jax.jit(jax.grad(cost_and_records, has_aux=True))
 
 
 def _nearby(x):
@@ -319,7 +389,7 @@ def _loss_rows(loss, outputs, y, fd_args):
     with jax.enable_x64(True):
         o64, y64 = differences.as_float64(outputs), differences.as_float64(y)
         m64, a64 = loss.grad(o64, y64), jax.grad(lambda o: loss.value(o, y64))(o64)
-        return _rows("loss", labels, g_man, g_auto, mode, lambda o: loss.value(o, y64), o64, m64, a64,
+        return _rows("loss", labels, g_man, g_auto, mode, loss.value, o64, m64, a64, fd_extra=(y64,),
                      key=fd_args["key"], directions=fd_args["directions"], step=fd_args["step"])
 
 
