@@ -322,10 +322,11 @@ def check_model(model: Layer, loss, params, state, x, y, ctx: Ctx = Ctx(train=Tr
     (from `jax.grad` of the cost through the model), by the same rule as `check_layer`; `report.assert_close()`
     then names the innermost layer whose backward is wrong. Rows: "model" (per parameter leaf and the input),
     "loss", "penalty", then "in place" rows for each child in pre-order (`where` = its child-index path).
-    Measured cost (2-core CPU, jax 0.10.2, load ≈ 0.3): an MLP [784, 1000, 1000, 10] (1.8M parameters, float32,
-    batch 32, directional differences in 4 directions) takes 10.3 s on the first call (8.2 s of it compiling 84
-    programs) and 0.9 s on later calls of the same model with inputs of the same shapes, which compile nothing
-    (the programs are memoised on the model's layers, loss and penalty; see "compiled programs" below).
+    Measured cost (`benchmarks/gradcheck_cost.py`; 2-core CPU, jax 0.10.2, load 0.3–0.8): an MLP [784, 1000,
+    1000, 10] (1.8M parameters, float32, batch 32, directional differences in 4 directions) takes 10–14 s on the
+    first call (8–11 s of it compiling 84 programs) and 0.9–1.2 s on later calls of the same model with inputs of
+    the same shapes, which compile nothing (the programs are memoised on the model's layers, loss and penalty;
+    see "compiled programs" below).
     """
     if not isinstance(model, Layer):
         raise TypeError(f"check_model(model): a jaxnets Layer, got {type(model).__name__}")
