@@ -346,4 +346,4 @@ def test_checking_the_same_model_again_compiles_nothing_and_a_changed_backward_i
         with pytest.raises(AssertionError, match="gradient mismatch in layer DenseBiasMean"):
             report.assert_close()
     finally:
-        jax.monitoring.clear_event_listeners()
+        jax.monitoring.unregister_event_duration_listener(listen)
