@@ -14,6 +14,9 @@ import os
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from throughput import CompileClock  # noqa: E402
+
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -26,13 +29,7 @@ def main() -> int:
     import jaxnets as jn
     from jaxnets import gradcheck, losses
 
-    compiles = []
-
-    def listen(name, seconds, **kwargs):
-        if name == "/jax/core/compile/backend_compile_duration":
-            compiles.append(seconds)
-
-    jax.monitoring.register_event_duration_secs_listener(listen)
+    clock = CompileClock()
     sizes = [int(s) for s in args.sizes.split(",")]
     model = jn.models.mlp(sizes, activation="relu")
     _, params, state = model.init(jax.random.key(0), (sizes[0],))
@@ -44,11 +41,13 @@ def main() -> int:
     print(f"jax {jax.__version__} on {jax.devices()[0].platform}; mlp({sizes}), {count:,} parameters, batch "
           f"{args.batch}; load average {os.getloadavg()[0]:.1f}")
     for call in range(1, args.calls + 1):
-        compiles.clear()
+        clock.current = call
         start = time.perf_counter()
         report = gradcheck.check_model(model, losses.softmax_cross_entropy, params, state, x, y, ctx)
         seconds = time.perf_counter() - start
-        print(f"call {call}: {seconds:6.2f} s, {len(compiles)} programs compiled in {sum(compiles):.2f} s; "
+        clock.current = None
+        print(f"call {call}: {seconds:6.2f} s, {clock.count.get(call, 0)} programs compiled in "
+              f"{clock.total.get(call, 0.0):.2f} s; "
               f"finite differences: {report.fd}; {'passed' if not report.failures() else 'FAILED'}")
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
     return 0

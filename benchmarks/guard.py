@@ -22,11 +22,11 @@ import argparse
 import os
 import statistics
 import sys
-import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from drivers import timed  # noqa: E402
 from peers import CONFIGS, optax_optimizer  # noqa: E402
 from peers.jaxnets_fit import model_and_loss  # noqa: E402
 
@@ -109,22 +109,23 @@ def main() -> int:
     ys = [jax.device_put(y if cfg.loss != "quadratic" else np.eye(cfg.sizes[-1], dtype=np.float32)[y])
           for y in labels]
     found = variants(cfg)
-    steps = {name: jax.jit(fn, donate_argnums=0) for name, (fn, _) in found.items()}
     carries = {name: jax.tree_util.tree_map(jnp.array, make()) for name, (_, make) in found.items()}
-    for name, step in steps.items():   # warm-up: compile
-        carries[name], value = step(carries[name], xs[0], ys[0])
-        value.block_until_ready()
-    print(f"jax {jax.__version__} on {jax.devices()[0].platform}; config {args.config} (batch {cfg.batch}); "
-          f"{args.rounds} rounds of 8 steps; load average {os.getloadavg()[0]:.1f}")
-    names, times = list(steps), {name: [] for name in steps}
-    for r in range(args.rounds):
-        for name in names[r % len(names):] + names[:r % len(names)]:
-            carry, t = carries[name], time.perf_counter()
+
+    def runner(name, step):
+        def run():   # one timed sample: 8 steps, the donated carry passed on
+            carry = carries[name]
             for xb, yb in zip(xs, ys):
-                carry, _ = steps[name](carry, xb, yb)
-            jax.block_until_ready(carry)
-            times[name].append((time.perf_counter() - t) / len(xs))
-            carries[name] = carry
+                carry, _ = step(carry, xb, yb)
+            carries[name] = jax.block_until_ready(carry)
+
+        return run
+
+    runners = {name: runner(name, jax.jit(fn, donate_argnums=0)) for name, (fn, _) in found.items()}
+    print(f"jax {jax.__version__} on {jax.devices()[0].platform}; config {args.config} (batch {cfg.batch}); "
+          f"{args.rounds} rounds of {len(xs)} steps; load average {os.getloadavg()[0]:.1f}")
+    results = timed(runners, args.rounds, print)   # the first call of each is its warm-up (compilation)
+    names = list(runners)
+    times = {name: [t / len(xs) for t in results[name][1]] for name in names}
     base = statistics.median(times["no guard"])
     print(f"{'variant':26s} {'ms/step':>8s} {'ratio':>6s}   per round")
     for name in names:

@@ -78,19 +78,21 @@ def matmul_ceiling(shapes, reps=15):
 
 
 class CompileClock:
-    """Seconds of XLA compilation, summed per implementation (jax.monitoring backend-compile events)."""
+    """Seconds of XLA compilation (`total`) and programs compiled (`count`), summed per key `current` (jax.monitoring
+    backend-compile events)."""
 
     EVENTS = ("/jax/core/compile/backend_compile_duration",)  # trace events nest (inner jits), so not summed
 
     def __init__(self):
         import jax
 
-        self.current, self.total = None, {}
+        self.current, self.total, self.count = None, {}, {}
         jax.monitoring.register_event_duration_secs_listener(self._record)
 
     def _record(self, event, duration, **_):
         if event in self.EVENTS and self.current is not None:
             self.total[self.current] = self.total.get(self.current, 0.0) + duration
+            self.count[self.current] = self.count.get(self.current, 0) + 1
 
 
 def time_config(cfg, impls, epochs, batches, x, y, log, clock, max_epoch_s):
