@@ -218,9 +218,65 @@ BAD = [
     (lambda: optim.adamw(1e-3, weight_decay=float("inf")), "weight_decay must be a finite number >= 0"),
     (lambda: optim.adam(1e-3, eps=float("inf")), "eps must be a finite number >= 0"),
     (lambda: optim.clip_by_global_norm(0.0), "max_norm must be a finite number > 0"),
-    (lambda: optim.cosine_decay_schedule(0.1, 0), "decay_steps must be > 0"),
-    (lambda: optim.piecewise_constant_schedule(0.1, {10: -0.5}), "must be >= 0"),
+    (lambda: optim.cosine_decay_schedule(0.1, 0), "decay_steps must be an int >= 1"),
+    (lambda: optim.piecewise_constant_schedule(0.1, {10: -0.5}), "scale at boundary 10 must be a finite number >= 0"),
+    (lambda: optim.exponential_decay(0.1, 10, decay_rate=-1), "decay_rate must be a finite number >= 0"),
+    (lambda: optim.exponential_decay(0.1, 10, decay_rate=float("nan")), "decay_rate must be a finite number >= 0"),
+    (lambda: optim.cosine_decay_schedule(0.1, 10, alpha=-0.5), "alpha must be a finite number >= 0"),
+    (lambda: optim.cosine_decay_schedule(0.1, 10, exponent=0.0), "exponent must be a finite number > 0"),
+    (lambda: optim.warmup_cosine_decay_schedule(0.0, float("inf"), 2, 10), "peak_value must be a finite number"),
+    (lambda: optim.linear_schedule(1.0, float("nan"), 10), "end_value must be a finite number"),
+    (lambda: optim.constant_schedule(float("nan")), "value must be a finite number"),
+    (lambda: optim.join_schedules([optim.constant_schedule(1.0)] * 3, [10]), "3 schedules need 2 boundaries"),
+    (lambda: optim.scale(float("inf")), "step_size must be a finite number"),
+    (lambda: optim.clip(-1.0), "max_delta must be a finite number >= 0"),
+    # concrete JAX scalars are numbers too (only tracers, under jit/vmap, are taken as given)
+    (lambda: optim.sgd(jnp.asarray(-1.0)), "learning_rate must be a finite number > 0"),
+    (lambda: optim.sgd(0.1, momentum=jnp.asarray(2.0)), r"momentum must lie in \[0, 1\)"),
+    (lambda: optim.adam(np.float32(1e-3), b2=np.asarray(1.0)), r"b2 must lie in \[0, 1\)"),
 ]
+
+
+BAD_TYPES = [
+    (lambda: optim.sgd("0.1"), r"learning_rate must be a number > 0.*got str '0.1'; pass the number itself, e\.g\. "
+                               r"sgd\(0\.1\)"),
+    (lambda: optim.adam([1e-3]), "learning_rate must be a number > 0, an array or a schedule"),
+    (lambda: optim.adam(True), "learning_rate must be a number > 0"),
+    (lambda: optim.adam(1e-3, b1="0.9"), r"b1 must be a number.*got str '0.9'"),
+    (lambda: optim.adam(1e-3, eps=None), "eps must be a number"),
+    (lambda: optim.sgd(0.1, momentum=0.9, nesterov="yes"), "nesterov must be True or False"),
+    (lambda: optim.rmsprop(1e-3, centered=1), "centered must be True or False"),
+    (lambda: optim.adamw(1e-3, weight_decay="1e-4"), "weight_decay must be a number"),
+    (lambda: optim.adamw(1e-3, mask="w"), "mask must be a pytree of bools"),
+    (lambda: optim.masked(optim.adam, lambda p: p), "inner is function, not a gradient transformation"),
+    (lambda: optim.exponential_decay(0.1, 10.0, 0.5), "transition_steps must be an int"),
+    (lambda: optim.exponential_decay(0.1, 10, 0.5, staircase="no"), "staircase must be True or False"),
+    (lambda: optim.warmup_cosine_decay_schedule(0.0, 1.0, 2.5, 10), "warmup_steps must be an int"),
+    (lambda: optim.piecewise_constant_schedule(0.1, [(10, 0.5)]), "boundaries_and_scales must be a dict"),
+    (lambda: optim.piecewise_constant_schedule(0.1, {10.5: 0.5}), "a boundary must be an int"),
+    (lambda: optim.constant_schedule("0.1"), "value must be a number"),
+    (lambda: optim.scale_by_schedule(0.1), "step_size_fn must be a schedule"),
+]
+
+
+@pytest.mark.parametrize("make, message", BAD_TYPES)
+def test_hyperparameters_of_the_wrong_type_raise_type_error_at_construction(make, message):
+    with pytest.raises(TypeError, match=message):
+        make()
+
+
+@pytest.mark.parametrize("make, why", [
+    (lambda o: o.exponential_decay(0.1, 0, 0.5), "transition_steps=0 is not positive"),
+    (lambda o: o.exponential_decay(0.1, 10, 0.0), "decay_rate=0"),
+    (lambda o: o.linear_schedule(1.0, 0.1, -5), "transition_steps=-5 is not positive"),
+    (lambda o: o.linear_schedule(1.0, 0.1, 10, transition_begin=-3), "transition_begin=-3 is negative"),
+])
+def test_schedules_that_optax_turns_constant_warn_and_still_match_optax(make, why):
+    with pytest.warns(UserWarning, match=why):
+        ours = make(optim)
+    theirs = make(optax)
+    for count in (0, 3, 20):
+        np.testing.assert_allclose(ours(count), theirs(count), rtol=1e-6)
 
 
 @pytest.mark.parametrize("make, message", BAD)
@@ -229,8 +285,11 @@ def test_bad_python_number_hyperparameters_raise_at_construction(make, message):
         make()
 
 
-def test_array_hyperparameters_are_not_range_checked():
-    optim.sgd(jnp.asarray(-1.0), momentum=jnp.asarray(2.0))  # arrays (and tracers) are the caller's business
+def test_traced_hyperparameters_are_not_range_checked():
+    # a tracer (a value swept under vmap/jit) has no value at construction: taken as given
+    jax.jit(lambda lr, m: optim.sgd(lr, momentum=m).update(GRADS, optim.sgd(lr, momentum=m).init(PARAMS))[0])(
+        jnp.asarray(-1.0), jnp.asarray(2.0))
+    optim.sgd(jnp.asarray(0.1), momentum=jnp.asarray(0.9))   # a valid concrete array is fine
     lrs = jnp.array([1e-3, 1e-2])
     out = jax.jit(jax.vmap(lambda lr, b1: optim.adam(lr, b1=b1).update(GRADS, optim.adam(lr).init(PARAMS))[0]["w"]))(
         lrs, lrs)

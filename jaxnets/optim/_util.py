@@ -12,6 +12,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 NO_PARAMS_MSG = (
     "this transformation needs the current parameters: call `update(grads, state, params)` "
@@ -20,41 +21,112 @@ NO_PARAMS_MSG = (
 
 
 # ----------------------------------------------------------------------------------------------- arguments
-def is_python_number(x: Any) -> bool:
-    """True for concrete host numbers (int, float, NumPy scalars); False for bools, arrays and tracers.
+_NUMERIC = (numbers.Real, np.ndarray, np.generic, jax.Array)
 
-    Only such values are range-checked at construction: a JAX array (possibly a tracer under `vmap`/`jit`)
-    is taken as given, so a sweep can vmap one compiled program over many hyper-parameter values.
-    """
+
+def is_python_number(x: Any) -> bool:
+    """True for concrete host numbers (int, float, NumPy scalars); False for bools, arrays and tracers."""
     return isinstance(x, numbers.Real) and not isinstance(x, bool)
 
 
+def concrete_value(where: str, name: str, value: Any, expect: str = "a number") -> np.ndarray | None:
+    """`value` as a host array when it is a concrete number or array; None for a tracer (a value under
+    `jit`/`vmap`, e.g. a hyper-parameter swept through one compiled program, is taken as given).
+
+    Anything else (a string, a list, a bool, None) is a TypeError naming `where`, `name`, the value and `expect`.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, _NUMERIC):
+        raise TypeError(f"{where}: {name} must be {expect}, got {type(value).__name__} {value!r}"
+                        + (f"; pass the number itself, e.g. {float(value)!r}" if _numeric_text(value) else ""))
+    if isinstance(value, jax.core.Tracer):
+        return None
+    host = np.asarray(value)
+    if not (np.issubdtype(host.dtype, np.floating) or np.issubdtype(host.dtype, np.integer)):
+        raise TypeError(f"{where}: {name} must be {expect}, got an array of dtype {host.dtype}")
+    return host
+
+
+def _numeric_text(value: Any) -> bool:
+    try:
+        return isinstance(value, str) and math.isfinite(float(value))
+    except ValueError:
+        return False
+
+
+def check_range(where: str, name: str, value: Any, *, low: float | None = None, high: float | None = None,
+                low_open: bool = False, high_open: bool = False, fix: str = "") -> None:
+    """Raise unless `value` is a finite number (or array of them) in the interval given by low/high; a tracer is
+    taken as given. The message names `where`, `name`, the interval, the value and `fix`."""
+    if low is not None and high is not None:
+        interval = f"lie in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    elif low is not None:
+        interval = f"be a finite number {'>' if low_open else '>='} {low:g}"
+    else:
+        interval = "be a finite number"
+    host = concrete_value(where, name, value, f"a number (to {interval})")
+    if host is None:
+        return
+    ok = np.all(np.isfinite(host))
+    ok = ok and (low is None or bool(np.all(host > low if low_open else host >= low)))
+    ok = ok and (high is None or bool(np.all(host < high if high_open else host <= high)))
+    if not ok:
+        raise ValueError(f"{where}: {name} must {interval}, got {_show(value)}; {fix or 'pass a number in range.'}")
+
+
+def _show(value: Any) -> str:
+    """A Python number as written; an array as its values (a JAX array's repr would span lines)."""
+    return repr(value) if is_python_number(value) else f"an array {np.asarray(value).tolist()!r}"
+
+
 def check_positive(where: str, name: str, value: Any) -> None:
-    """Raise ValueError if a Python-number `value` is not finite and > 0 (NaN and ±inf included)."""
-    if is_python_number(value) and not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"{where}: {name} must be a finite number > 0, got {value!r}; pass a positive number.")
+    """Raise unless `value` is finite and > 0 (NaN and ±inf refused; a tracer taken as given)."""
+    check_range(where, name, value, low=0, low_open=True, fix="pass a positive number.")
 
 
 def check_nonnegative(where: str, name: str, value: Any) -> None:
-    """Raise ValueError if a Python-number `value` is not finite and >= 0 (NaN and ±inf included)."""
-    if is_python_number(value) and not (value >= 0 and math.isfinite(value)):
-        raise ValueError(f"{where}: {name} must be a finite number >= 0, got {value!r}; pass a non-negative number.")
+    """Raise unless `value` is finite and >= 0 (NaN and ±inf refused; a tracer taken as given)."""
+    check_range(where, name, value, low=0, fix="pass a non-negative number.")
 
 
-def check_decay(where: str, name: str, value: Any) -> None:
-    """Raise ValueError if a Python-number decay rate (beta, momentum) lies outside [0, 1)."""
-    if is_python_number(value) and not 0 <= value < 1:
-        raise ValueError(
-            f"{where}: {name} must lie in [0, 1), got {value!r}; "
-            f"typical values are 0.9 (momentum, b1) and 0.999 (b2)."
-        )
+def check_finite(where: str, name: str, value: Any) -> None:
+    """Raise unless `value` is a finite number or array (a tracer taken as given)."""
+    check_range(where, name, value, fix="pass a finite number.")
 
 
-def check_learning_rate(where: str, learning_rate: Any) -> None:
-    """A learning rate is a schedule (callable), a JAX/NumPy array (unchecked) or a Python number > 0."""
+def check_decay(where: str, name: str, value: Any, optional: bool = False) -> None:
+    """Raise unless a decay rate (beta, momentum) lies in [0, 1); None passes when `optional`."""
+    if value is None and optional:
+        return
+    check_range(where, name, value, low=0, high=1, high_open=True,
+                fix="typical values are 0.9 (momentum, b1) and 0.999 (b2).")
+
+
+def check_learning_rate(where: str, learning_rate: Any, name: str = "learning_rate") -> None:
+    """A learning rate is a schedule (callable `count -> lr`), None (no scaling) or a number/array > 0."""
     if learning_rate is None or callable(learning_rate):
         return
-    check_positive(where, "learning_rate", learning_rate)
+    if not isinstance(learning_rate, _NUMERIC) or isinstance(learning_rate, (bool, np.bool_)):
+        raise TypeError(f"{where}: {name} must be a number > 0, an array or a schedule (a function count -> "
+                        f"{name}), got {type(learning_rate).__name__} {learning_rate!r}"
+                        + (f"; pass the number itself, e.g. {where}({float(learning_rate)!r})"
+                           if _numeric_text(learning_rate) else ""))
+    check_positive(where, name, learning_rate)
+
+
+def check_flag(where: str, name: str, value: Any) -> None:
+    """Raise TypeError unless `value` is True or False (a string such as "no" would be truthy)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{where}: {name} must be True or False, got {type(value).__name__} {value!r}")
+
+
+def check_steps(where: str, name: str, value: Any, low: int = 0) -> int:
+    """A count of updates: a Python int >= `low` (no bool, float or array), else an error naming it."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{where}: {name} must be an int (a number of updates), got {type(value).__name__} "
+                        f"{value!r}")
+    if value < low:
+        raise ValueError(f"{where}: {name} must be an int >= {low} (a number of updates), got {value!r}")
+    return int(value)
 
 
 # ----------------------------------------------------------------------------------------------- trees

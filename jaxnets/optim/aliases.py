@@ -26,7 +26,8 @@ def sgd(
     State: (TraceState | EmptyState, EmptyState | ScaleByScheduleState).
     """
     _util.check_learning_rate("sgd", learning_rate)
-    _util.check_decay("sgd", "momentum", momentum)
+    _util.check_decay("sgd", "momentum", momentum, optional=True)
+    _util.check_flag("sgd", "nesterov", nesterov)
     if nesterov and momentum is None:
         raise ValueError("sgd: nesterov=True needs a momentum, e.g. sgd(0.1, momentum=0.9, nesterov=True).")
     first = trace(decay=momentum, nesterov=nesterov) if momentum is not None else identity()
@@ -66,7 +67,10 @@ def rmsprop(
     State: (ScaleByRms[WithCount]State | ScaleByRStdDev[WithCount]State, lr state, TraceState | EmptyState).
     """
     _util.check_learning_rate("rmsprop", learning_rate)
-    _util.check_decay("rmsprop", "momentum", momentum)
+    _util.check_decay("rmsprop", "momentum", momentum, optional=True)
+    for flag, value in (("eps_in_sqrt", eps_in_sqrt), ("centered", centered), ("nesterov", nesterov),
+                        ("bias_correction", bias_correction)):
+        _util.check_flag("rmsprop", flag, value)
     if nesterov and momentum is None:
         raise ValueError("rmsprop: nesterov=True needs a momentum, e.g. rmsprop(1e-3, momentum=0.9, nesterov=True).")
     scaler = scale_by_stddev if centered else scale_by_rms

@@ -70,6 +70,15 @@ def extra_kwargs_filter(fn: Callable) -> Callable[[dict], dict]:
     return lambda extra: {k: v for k, v in extra.items() if k in named}
 
 
+def _check_transformation(tx: Any, where: str) -> None:
+    """TypeError naming `where` unless `tx` is an (init, update) pair of functions."""
+    if not (isinstance(tx, tuple) and len(tx) == 2 and all(callable(f) for f in tx)):
+        raise TypeError(
+            f"{where} is {type(tx).__name__}, not a gradient transformation (init, update); "
+            "did you pass a factory without calling it (adam instead of adam(1e-3))?"
+        )
+
+
 def chain(*transforms: GradientTransformation) -> GradientTransformation:
     """Apply `transforms` in order; the state is a plain tuple with one entry per transformation.
 
@@ -77,11 +86,7 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
     them if it declares `**kwargs`, else the ones it names), so plain optax transformations work too.
     """
     for i, tx in enumerate(transforms):
-        if not (isinstance(tx, tuple) and len(tx) == 2 and all(callable(f) for f in tx)):
-            raise TypeError(
-                f"chain(): argument {i} is {type(tx).__name__}, not a gradient transformation (init, update); "
-                "did you pass a factory without calling it (adam instead of adam(1e-3))?"
-            )
+        _check_transformation(tx, f"chain(): argument {i}")
     init_fns = tuple(tx[0] for tx in transforms)
     update_fns = tuple(tx[1] for tx in transforms)
     extra_for = tuple(extra_kwargs_filter(fn) for fn in update_fns)
@@ -121,6 +126,10 @@ def masked(inner: GradientTransformation, mask: Any | Callable[[Any], Any]) -> G
     static (Python bools), so that `jit` sees one program. Masked-out positions hold `MaskedNode()` in the inner
     state, which therefore stores only the masked-in leaves.
     """
+    _check_transformation(inner, "masked(inner, mask): inner")
+    if mask is None or isinstance(mask, (str, bytes)):
+        raise TypeError(f"masked(inner, mask): mask must be a pytree of bools shaped like the params (True = "
+                        f"transform this leaf) or a function params -> such a pytree, got {mask!r}")
     inner_init, inner_update = inner
     inner_extra = extra_kwargs_filter(inner_update)
 

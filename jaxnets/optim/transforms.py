@@ -34,6 +34,7 @@ class ScaleByScheduleState(NamedTuple):
 
 def scale(step_size: Any) -> GradientTransformation:
     """u = step_size * g (stateless)."""
+    _util.check_finite("scale", "step_size", step_size)
 
     def update(updates, state, params=None, **extra):
         return jax.tree.map(lambda g: step_size * g, updates), state
@@ -43,6 +44,9 @@ def scale(step_size: Any) -> GradientTransformation:
 
 def scale_by_schedule(step_size_fn) -> GradientTransformation:
     """u = step_size_fn(count) * g, with count = 0 on the first update (the value is cast to g's dtype)."""
+    if not callable(step_size_fn):
+        raise TypeError(f"scale_by_schedule: step_size_fn must be a schedule (a function count -> step size), got "
+                        f"{type(step_size_fn).__name__} {step_size_fn!r}; for a constant use scale(step_size)")
 
     def init(params):
         return ScaleByScheduleState(count=_count0())
@@ -62,6 +66,7 @@ def scale_by_learning_rate(learning_rate: ScalarOrSchedule | None, *, flip_sign:
     `count -> lr` (state ScaleByScheduleState(count)), or None (identity).
     """
     _util.check_learning_rate("scale_by_learning_rate", learning_rate)
+    _util.check_flag("scale_by_learning_rate", "flip_sign", flip_sign)
     if learning_rate is None:
         return identity()
     sign = -1 if flip_sign else 1
@@ -83,6 +88,7 @@ def trace(decay: Any, nesterov: bool = False) -> GradientTransformation:
         u_t = g_t + decay * m_t          (nesterov=True)
     """
     _util.check_decay("trace", "decay", decay)
+    _util.check_flag("trace", "nesterov", nesterov)
 
     def init(params):
         return TraceState(trace=_zeros(params))
@@ -162,6 +168,8 @@ def scale_by_rms(
     _util.check_decay("scale_by_rms", "decay", decay)
     _util.check_nonnegative("scale_by_rms", "eps", eps)
     _util.check_nonnegative("scale_by_rms", "initial_scale", initial_scale)
+    _util.check_flag("scale_by_rms", "eps_in_sqrt", eps_in_sqrt)
+    _util.check_flag("scale_by_rms", "bias_correction", bias_correction)
 
     def init(params):
         nu = _full(params, initial_scale)
@@ -195,6 +203,8 @@ def scale_by_stddev(
     _util.check_decay("scale_by_stddev", "decay", decay)
     _util.check_nonnegative("scale_by_stddev", "eps", eps)
     _util.check_nonnegative("scale_by_stddev", "initial_scale", initial_scale)
+    _util.check_flag("scale_by_stddev", "eps_in_sqrt", eps_in_sqrt)
+    _util.check_flag("scale_by_stddev", "bias_correction", bias_correction)
 
     def init(params):
         mu, nu = _zeros(params), _full(params, initial_scale)
@@ -244,6 +254,7 @@ def scale_by_adam(
     _util.check_decay(where, "b2", b2)
     _util.check_nonnegative(where, "eps", eps)
     _util.check_nonnegative(where, "eps_root", eps_root)
+    _util.check_flag(where, "nesterov", nesterov)
 
     def init(params):
         return ScaleByAdamState(count=_count0(), mu=_zeros(params), nu=_zeros(params))

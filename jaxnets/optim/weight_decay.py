@@ -23,8 +23,9 @@ def add_decayed_weights(weight_decay: ScalarOrSchedule = 0.0, mask: Any = None) 
     function of the params) restricts the decay to some leaves, e.g. weights but not biases.
     Needs `params` in `update`.
     """
-    _util.check_nonnegative("add_decayed_weights", "weight_decay", weight_decay)
     scheduled = callable(weight_decay)
+    if not scheduled:
+        _util.check_nonnegative("add_decayed_weights", "weight_decay", weight_decay)
 
     def init(params):
         return WeightDecaySchedule(count=jnp.zeros([], jnp.int32)) if scheduled else EmptyState()
