@@ -2,14 +2,18 @@
 console script once)."""
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
 import jaxnets
 from jaxnets import losses
 from jaxnets.cli import build_parser, main, output_unit
+from jaxnets.cli.arguments import check_gradcheck_args, check_train_args
+from jaxnets.cli.build import build_optimizer, build_penalty
 
 
 def test_train_two_epochs_writes_metrics_plot_and_gradcheck(tmp_path, capsys):
@@ -104,6 +108,24 @@ USAGE_ERRORS = [
     (GRADCHECK + ["--loss", "binary_cross_entropy", "--output", "none"], "--output"),
     (GRADCHECK + ["--loss", "softmax_cross_entropy", "--sizes", "4,5,1"], "--loss"),
     (GRADCHECK + ["--model", "bn", "--batch", "1"], "--batch"),
+    # flags that would be ignored
+    (TRAIN + ["--optimizer", "adam", "--momentum", "0.9"], "--momentum 0.9 would be ignored with --optimizer adam"),
+    (TRAIN + ["--optimizer", "adagrad", "--momentum", "0.5"], "--momentum"),
+    (TRAIN + ["--lmbda", "0.5"], "--lmbda 0.5 would be ignored with --penalty none"),
+    (TRAIN + ["--penalty", "l2"], "--lmbda"),
+    (TRAIN + ["--penalty", "l1", "--lmbda", "0"], "--lmbda"),
+    (TRAIN + ["--b1", "0.8"], "--b1 0.8 would be ignored with --optimizer sgd"),
+    (TRAIN + ["--optimizer", "rmsprop", "--b2", "0.99"], "--b2"),
+    (TRAIN + ["--optimizer", "momentum", "--eps", "1e-06"], "--eps"),
+    (TRAIN + ["--optimizer", "adam", "--decay", "0.5"], "--decay"),
+    (TRAIN + ["--optimizer", "adam", "--weight-decay", "0.01"], "--weight-decay 0.01 would be ignored"),
+    (TRAIN + ["--checkpoint-every", "2"], "--checkpoint-every 2 would be ignored with no --checkpoint-dir"),
+    (TRAIN + ["--overwrite"], "--overwrite would be ignored"),
+    (TRAIN + ["--gradcheck-batch", "4"], "--gradcheck-batch 4 would be ignored with no --gradcheck"),
+    (TRAIN + ["--data-dir", "{dir}"], "would be ignored with --dataset digits"),
+    (GRADCHECK + ["--lmbda", "0.1"], "--lmbda 0.1 would be ignored with --penalty none"),
+    (GRADCHECK + ["--penalty", "l2"], "--lmbda"),
+    (GRADCHECK + ["--eval"], "--eval would be ignored with --model mlp"),
 ]
 
 
@@ -120,6 +142,59 @@ def test_malformed_arguments_are_usage_errors_before_any_work(tmp_path, capsys, 
     assert "Traceback" not in captured.err
     assert captured.out == ""   # nothing was loaded, trained or checked
     assert sorted(os.listdir(tmp_path)) == ["file"]
+
+
+@pytest.mark.parametrize("extra, expected", [
+    (["--optimizer", "rmsprop", "--momentum", "0.5", "--decay", "0.8", "--eps", "1e-6"],
+     "rmsprop(lr=0.001, decay=0.8)"),
+    (["--optimizer", "adamw", "--b1", "0.8", "--b2", "0.99", "--weight-decay", "0.01"],
+     "adamw(lr=0.001, weight_decay=0.01)"),
+    (["--optimizer", "adam"], "adam(lr=0.001, b1=0.9, b2=0.999)"),
+    (["--optimizer", "momentum", "--momentum", "0.5"], "sgd(lr=0.1, momentum=0.5)"),
+    (["--optimizer", "rmsprop"], "rmsprop(lr=0.001, decay=0.9)"),
+])
+def test_the_flags_an_optimizer_uses_are_accepted_and_defaults_fill_in(extra, expected):
+    args = build_parser().parse_args(TRAIN + extra)
+    check_train_args(args)
+    assert build_optimizer(args)[1] == expected
+    assert args.checkpoint_every == 1 and args.gradcheck_batch == 8 and build_penalty(args, 10) is None
+
+
+def test_penalty_and_checkpoint_flags_are_accepted_with_what_they_need(tmp_path):
+    args = build_parser().parse_args(TRAIN + ["--penalty", "l2", "--lmbda", "0.5", "--checkpoint-dir",
+                                              str(tmp_path / "c"), "--checkpoint-every", "2", "--overwrite",
+                                              "--gradcheck", "--gradcheck-batch", "3"])
+    check_train_args(args)
+    assert build_penalty(args, 10).name.startswith("l2") and args.checkpoint_every == 2 and args.gradcheck_batch == 3
+    args = build_parser().parse_args(GRADCHECK + ["--model", "bn", "--eval", "--penalty", "l1", "--lmbda", "0.1"])
+    check_gradcheck_args(args)
+
+
+def test_ctrl_c_during_training_stops_cleanly_keeps_the_checkpoint_and_exits_130(tmp_path):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(jaxnets.__file__)))
+    ckpt = tmp_path / "ckpt"
+    cmd = [sys.executable, "-m", "jaxnets.cli", "train", "--sizes", "64,8,10", "--epochs", "100000", "--batch-size",
+           "256", "--verbose", "--no-progress", "--checkpoint-dir", str(ckpt)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": root, "PYTHONUNBUFFERED": "1"})
+    try:
+        deadline = time.monotonic() + 120
+        while not any(ckpt.glob("ckpt-*.npz")):     # the first epoch is done and checkpointed
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate(timeout=10)
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    last = [line for line in err.splitlines() if line.strip()][-1]
+    assert last.startswith("jaxnets train: interrupted (Ctrl-C); the last checkpoint ") and "--resume" in last, err
+    kept = sorted(ckpt.glob("ckpt-*.npz"))
+    assert kept and str(kept[-1]) in last
+    jaxnets.checkpoint.load(kept[-1])     # complete, loadable
 
 
 def test_usage_error_from_the_command_line_has_no_traceback():

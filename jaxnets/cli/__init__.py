@@ -6,8 +6,11 @@
     jaxnets datasets
 
 Every argument is checked before anything runs: a malformed value, a combination that cannot work (a loss
-whose cost is undefined on the chosen output unit, an output file inside a regular file, ...) is a usage error
-naming the flag. Exit status: 0 success, 1 a failed gradient check or diverged training, 2 bad arguments or data.
+whose cost is undefined on the chosen output unit, an output file inside a regular file, ...) and a flag that
+would be ignored (--momentum with --optimizer adam, --lmbda without --penalty) are usage errors naming the flag.
+Ctrl-C (SIGINT) stops cleanly: one line on stderr saying what was kept (the checkpoints in --checkpoint-dir
+survive; continue with --resume). Exit status: 0 success, 1 a failed gradient check or diverged training, 2 bad
+arguments or data, 130 interrupted (128 + SIGINT, as a shell reports it).
 """
 from __future__ import annotations
 
@@ -15,10 +18,11 @@ import sys
 
 from jaxnets.cli.arguments import build_parser, check_gradcheck_args, check_train_args
 from jaxnets.cli.build import output_unit
-from jaxnets.cli.commands import cmd_datasets, cmd_gradcheck, cmd_train
+from jaxnets.cli.commands import cmd_datasets, cmd_gradcheck, cmd_train, interrupted_message
 
 __all__ = ["main", "build_parser", "output_unit"]
 
+EXIT_INTERRUPTED = 130   # 128 + SIGINT
 COMMANDS = {"train": (check_train_args, cmd_train), "gradcheck": (check_gradcheck_args, cmd_gradcheck),
             "datasets": (lambda args: None, cmd_datasets)}
 
@@ -33,3 +37,7 @@ def main(argv=None) -> int:
     except (ValueError, TypeError, FileNotFoundError, ImportError) as err:
         print(f"jaxnets {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        sys.stdout.flush()
+        print(interrupted_message(args), file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED

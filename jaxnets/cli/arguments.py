@@ -6,6 +6,7 @@ import argparse
 import importlib.util
 import math
 import os
+from typing import Callable, NamedTuple
 
 import jax
 import numpy as np
@@ -16,6 +17,10 @@ from jaxnets.cli.build import gradcheck_targets, output_unit
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
 GRADCHECK_MODELS = ("mlp", "cnn", "bn")
 MAX_SEED = 2**63 - 1
+# Options that only some other choices use have no parser default (None: not given), so that giving one where it
+# would be ignored is a usage error; these are their values when they are not given.
+DEFAULTS = {"b1": 0.9, "b2": 0.999, "decay": 0.9, "weight_decay": 1e-4, "lmbda": 0.0, "checkpoint_every": 1,
+            "gradcheck_batch": 8}
 
 
 # -------------------------------------------------------------------------------------- argument types
@@ -108,8 +113,8 @@ def _model_args(p: argparse.ArgumentParser) -> None:
                    help="output unit; auto: logits for losses on logits, sigmoid for binary_cross_entropy, "
                         "the hidden activation for quadratic (identity for regression)")
     p.add_argument("--penalty", default="none", choices=("none", "l2", "l1"), help="weight penalty")
-    p.add_argument("--lmbda", type=non_negative_float, default=0.0,
-                   help="penalty strength λ (cost += λ/2n Σw² or λ/n Σ|w|)")
+    p.add_argument("--lmbda", type=non_negative_float, default=None,
+                   help="penalty strength λ > 0 (cost += λ/2n Σw² or λ/n Σ|w|); needs --penalty")
     p.add_argument("--seed", type=seed, default=0, help="seeds initialisation, data split and shuffling")
 
 
@@ -124,11 +129,13 @@ def _train_parser(sub) -> argparse.ArgumentParser:
                    help="default: 0.1 (sgd, momentum, nesterov, adagrad), 1e-3 (rmsprop, adam, adamw)")
     t.add_argument("--momentum", type=fraction, default=None,
                    help="momentum in [0, 1) for sgd and rmsprop (default: 0.9 for momentum and nesterov, else none)")
-    t.add_argument("--b1", type=fraction, default=0.9, help="adam's and adamw's first-moment decay")
-    t.add_argument("--b2", type=fraction, default=0.999, help="adam's and adamw's second-moment decay")
-    t.add_argument("--eps", type=positive_float, default=None, help="adaptive optimizers' epsilon (default: optax's)")
-    t.add_argument("--decay", type=fraction, default=0.9, help="rmsprop's decay")
-    t.add_argument("--weight-decay", type=non_negative_float, default=1e-4, help="adamw's decoupled weight decay")
+    t.add_argument("--b1", type=fraction, default=None, help="adam's and adamw's first-moment decay (default: 0.9)")
+    t.add_argument("--b2", type=fraction, default=None, help="adam's and adamw's second-moment decay (default: 0.999)")
+    t.add_argument("--eps", type=positive_float, default=None,
+                   help="adagrad's, rmsprop's, adam's and adamw's epsilon (default: optax's)")
+    t.add_argument("--decay", type=fraction, default=None, help="rmsprop's decay (default: 0.9)")
+    t.add_argument("--weight-decay", type=non_negative_float, default=None,
+                   help="adamw's decoupled weight decay (default: 1e-4)")
     t.add_argument("--batch-size", type=positive_int, default=32, help="examples per update")
     t.add_argument("--epochs", type=positive_int, default=30, help="passes over the training set")
     t.add_argument("--gradients", default="manual", choices=("manual", "autodiff"),
@@ -139,7 +146,8 @@ def _train_parser(sub) -> argparse.ArgumentParser:
                    help="stop when validation loss has not improved for PATIENCE epochs; restore the best params")
     t.add_argument("--drop-last", action="store_true", help="skip the last partial batch of each epoch")
     t.add_argument("--checkpoint-dir", default=None, help="write a checkpoint there every --checkpoint-every epochs")
-    t.add_argument("--checkpoint-every", type=positive_int, default=1, help="epochs between checkpoints")
+    t.add_argument("--checkpoint-every", type=positive_int, default=None,
+                   help="epochs between checkpoints in --checkpoint-dir (default: 1)")
     t.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --checkpoint-dir")
     t.add_argument("--overwrite", action="store_true", help="replace the checkpoints of another run in "
                    "--checkpoint-dir (by default they are an error, so that no run is lost)")
@@ -147,7 +155,8 @@ def _train_parser(sub) -> argparse.ArgumentParser:
     t.add_argument("--plot-out", default=None, help="write learning curves (.png; needs matplotlib)")
     t.add_argument("--gradcheck", action="store_true", help="after training, check every layer's manual gradients "
                    "against autodiff and finite differences on a few test examples")
-    t.add_argument("--gradcheck-batch", type=positive_int, default=8, help="test examples for --gradcheck")
+    t.add_argument("--gradcheck-batch", type=positive_int, default=None,
+                   help="test examples for --gradcheck (default: 8)")
     t.add_argument("--verbose", action="store_true", help="print one line per epoch")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(parser=t)
@@ -243,8 +252,87 @@ def directory_problem(path: str) -> str | None:
     return _ancestor_problem(path)
 
 
+# ------------------------------------------------------------------------------ flags that would be ignored
+class Rule(NamedTuple):
+    """`flag` (stored as `dest`) is used only when `applies(args)`: with `needs`; `unused(args)` names the choice
+    that leaves it unused."""
+
+    flag: str
+    dest: str
+    applies: Callable
+    needs: str
+    unused: Callable
+
+
+_MOMENTUM_OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop")
+_ADAPTIVE = ("adagrad", "rmsprop", "adam", "adamw")
+
+
+def _optimizer_rule(flag: str, dest: str, optimizers: tuple) -> Rule:
+    return Rule(flag, dest, lambda a: a.optimizer in optimizers, "--optimizer " + " or ".join(optimizers),
+                lambda a: f"--optimizer {a.optimizer}")
+
+
+def _dataset_kind(name: str) -> str | None:
+    """"idx", "bundled" or "synthetic" for a known dataset name as written, None for any other spelling."""
+    from jaxnets import data
+
+    return {row.name: row.kind for row in data.datasets()}.get(name.strip().lower().replace("_", "-"))
+
+
+_PENALTY_RULE = Rule("--lmbda", "lmbda", lambda a: a.penalty != "none", "a weight penalty: add --penalty l2 (or l1)",
+                     lambda a: "--penalty none")
+_NO_CHECKPOINTS = lambda a: "no --checkpoint-dir"   # noqa: E731
+TRAIN_RULES = (
+    _optimizer_rule("--momentum", "momentum", _MOMENTUM_OPTIMIZERS),
+    _optimizer_rule("--b1", "b1", ("adam", "adamw")),
+    _optimizer_rule("--b2", "b2", ("adam", "adamw")),
+    _optimizer_rule("--eps", "eps", _ADAPTIVE),
+    _optimizer_rule("--decay", "decay", ("rmsprop",)),
+    _optimizer_rule("--weight-decay", "weight_decay", ("adamw",)),
+    _PENALTY_RULE,
+    Rule("--checkpoint-every", "checkpoint_every", lambda a: a.checkpoint_dir is not None, "--checkpoint-dir DIR",
+         _NO_CHECKPOINTS),
+    Rule("--overwrite", "overwrite", lambda a: a.checkpoint_dir is not None, "--checkpoint-dir DIR", _NO_CHECKPOINTS),
+    Rule("--gradcheck-batch", "gradcheck_batch", lambda a: a.gradcheck, "--gradcheck", lambda a: "no --gradcheck"),
+    Rule("--data-dir", "data_dir", lambda a: _dataset_kind(a.dataset) in ("idx", None),
+         "an IDX dataset (--dataset mnist or fashion-mnist)", lambda a: f"--dataset {a.dataset}"),
+)
+GRADCHECK_RULES = (
+    _PENALTY_RULE,
+    Rule("--eval", "eval", lambda a: a.model == "bn", "--model bn (mlp and cnn compute the same in training and "
+         "evaluation mode)", lambda a: f"--model {a.model}"),
+)
+
+
+def check_no_ignored_flags(args, rules) -> None:
+    """Usage error naming the first flag given where nothing uses it (e.g. --momentum with --optimizer adam)."""
+    for rule in rules:
+        value = getattr(args, rule.dest)
+        if value is None or value is False or rule.applies(args):
+            continue
+        given = rule.flag if value is True else f"{rule.flag} {value}"
+        args.parser.error(f"{given} would be ignored with {rule.unused(args)}: it applies only with {rule.needs}; "
+                          f"drop {rule.flag} or change the other choice")
+
+
+def check_penalty_strength(args) -> None:
+    if args.penalty != "none" and not args.lmbda:
+        args.parser.error(f"--penalty {args.penalty} needs its strength --lmbda λ > 0 (e.g. --lmbda 0.1); without it "
+                          "the penalty would be zero")
+
+
+def fill_defaults(args) -> None:
+    """The documented value of each conditional option that was not given (after the checks above)."""
+    for dest, value in DEFAULTS.items():
+        if getattr(args, dest, False) is None:
+            setattr(args, dest, value)
+
+
 def check_train_args(args) -> None:
     error = args.parser.error
+    check_no_ignored_flags(args, TRAIN_RULES)
+    check_penalty_strength(args)
     for flag, path, why in (("--metrics-out", args.metrics_out, output_path_problem),
                             ("--plot-out", args.plot_out, output_path_problem),
                             ("--checkpoint-dir", args.checkpoint_dir, directory_problem)):
@@ -258,9 +346,13 @@ def check_train_args(args) -> None:
     if args.resume and args.checkpoint_dir is None:
         error("--resume continues from --checkpoint-dir; pass --checkpoint-dir DIR")
     check_loss_and_output(args)
+    fill_defaults(args)
 
 
 def check_gradcheck_args(args) -> None:
+    check_no_ignored_flags(args, GRADCHECK_RULES)
+    check_penalty_strength(args)
+    fill_defaults(args)
     if args.model == "bn" and args.batch < 2 and not args.eval:
         args.parser.error(f"--batch {args.batch}: --model bn in training mode normalises by batch statistics, which "
                           "one example makes degenerate (zero variance); use --batch 2 or more, or --eval")

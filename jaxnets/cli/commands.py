@@ -1,6 +1,7 @@
 """The `jaxnets` subcommands: train (then optionally check the trained net), gradcheck, datasets."""
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -41,6 +42,22 @@ def _verdict(failures: list[str], passed: str) -> str:
     if not failures:
         return f"gradient check: {passed}"
     return "gradient check: FAILED\n  " + "\n  ".join("\n  ".join(f.splitlines()) for f in failures)
+
+
+def interrupted_message(args) -> str:
+    """The one line printed when Ctrl-C stops a command: what was kept and how to go on."""
+    where = f"jaxnets {args.command}: interrupted (Ctrl-C)"
+    directory = getattr(args, "checkpoint_dir", None)
+    if args.command != "train":
+        return f"{where}; nothing was kept"
+    if directory is None:
+        return f"{where}; no checkpoint was written (pass --checkpoint-dir DIR to keep a run's progress)"
+    from jaxnets import checkpoint
+
+    last = checkpoint.latest(directory) if os.path.isdir(directory) else None
+    if last is None:
+        return f"{where} before the first checkpoint; nothing was saved in {directory}"
+    return f"{where}; the last checkpoint {last} is kept: continue with --resume --checkpoint-dir {directory}"
 
 
 # ------------------------------------------------------------------------------------------------ commands
