@@ -20,7 +20,6 @@ optimizer state, and a callback turns them into per-epoch means. The updates are
 """
 from __future__ import annotations
 
-import functools
 from typing import Any, NamedTuple
 
 import jax
@@ -31,7 +30,7 @@ import jaxnets.gradients
 from jaxnets import nodes
 from jaxnets.core import Ctx
 from jaxnets.optim.base import GradientTransformation
-from jaxnets.training.config import cached
+from jaxnets.memo import memoised
 
 
 def measured_layers(model) -> list:
@@ -106,7 +105,7 @@ def record_gradient_norms(model, optimizer) -> GradientTransformation:
     return GradientTransformation(init, update)
 
 
-@functools.lru_cache(maxsize=8)
+@memoised(maxsize=8)
 def _norms_program(model, loss, gradients, penalty, train):
     grad_fn = jaxnets.gradients.get(gradients)(model, loss, penalty)
     return jax.jit(lambda p, s, xb, yb, key: layer_gradient_norms(model, grad_fn(p, s, xb, yb, Ctx(train, key))[1]))
@@ -120,7 +119,7 @@ def gradient_norms(model, loss, params, state, x, y, *, gradients: str = "manual
     from jaxnets.training import validate
 
     loss = validate.check_loss(loss, "gradient_norms(model, loss, params, state, x, y)")
-    b, w = jax.device_get(cached(_norms_program, model, loss, gradients, penalty, bool(train))(
+    b, w = jax.device_get(_norms_program(model, loss, gradients, penalty, bool(train))(
         params, state, jnp.asarray(x), jnp.asarray(y), key))
     return {"layers": layer_names(model), "delta": _mark_missing(model, b), "weight": np.asarray(w)}
 

@@ -88,12 +88,3 @@ class TrainConfig:
     def replace(self, **changes) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
 
-
-def cached(factory, *key):
-    """`factory(*key)` through its `functools.lru_cache`: equal configurations share one compiled program. A key
-    that cannot be hashed (a model or optimizer holding a list, say) is compiled without memoising."""
-    try:
-        hash(key)
-    except TypeError:
-        return factory.__wrapped__(*key)
-    return factory(*key)

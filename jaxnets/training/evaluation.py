@@ -13,7 +13,6 @@ penalty) averaged over all N examples.
 """
 from __future__ import annotations
 
-import functools
 
 import jax
 import jax.numpy as jnp
@@ -21,7 +20,8 @@ from jax import lax
 
 from jaxnets.core import Ctx, Layer
 from jaxnets.training import loops
-from jaxnets.training.config import Builder, cached
+from jaxnets.memo import memoised
+from jaxnets.training.config import Builder
 from jaxnets.training.step import count_correct
 
 DEFAULT_CHUNK = 1024
@@ -168,12 +168,12 @@ class Predictor:
         return parts[0] if len(parts) == 1 else jnp.concatenate(parts, axis=1 if self.lanes else 0)
 
 
-@functools.lru_cache(maxsize=32)
+@memoised(maxsize=32)
 def evaluator(model, loss, batch_size, loop, lanes=False) -> Evaluator:
     return Evaluator(Builder(model, None), loss, batch_size, loop, lanes)
 
 
-@functools.lru_cache(maxsize=32)
+@memoised(maxsize=32)
 def predictor(model, batch_size, loop, lanes=False) -> Predictor:
     return Predictor(model, batch_size, loop, lanes)
 
@@ -195,7 +195,7 @@ def evaluate(model: Layer, loss, params, state, data, *, batch_size: int | None 
     out_shape = validate.output_shape(model, params, state, x)
     validate.check_targets(y, out_shape, "data", loss)
     chosen = loops.resolve(loop, model, params, state, x.shape[1:], x.dtype)
-    m = jax.device_get(cached(evaluator, model, loss, batch_size, chosen)(params, state, {}, jnp.asarray(x),
+    m = jax.device_get(evaluator(model, loss, batch_size, chosen)(params, state, {}, jnp.asarray(x),
                                                                            jnp.asarray(y)))
     accuracy = float(m["accuracy"]) if validate.is_classification(y, out_shape) else None
     return {"loss": float(m["loss"]), "accuracy": accuracy}
@@ -210,4 +210,4 @@ def predict(model: Layer, params, state, x, *, batch_size: int | None = DEFAULT_
     x = validate.check_inputs(x, "x")
     validate.output_shape(model, params, state, x)
     chosen = loops.resolve(loop, model, params, state, x.shape[1:], x.dtype)
-    return cached(predictor, model, batch_size, chosen)(params, state, jnp.asarray(x))
+    return predictor(model, batch_size, chosen)(params, state, jnp.asarray(x))

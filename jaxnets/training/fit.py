@@ -14,7 +14,6 @@ holding the last finite params/state/opt_state (those before the failing step) a
 """
 from __future__ import annotations
 
-import functools
 from typing import Any, NamedTuple, Optional
 
 import jax
@@ -22,7 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxnets.training import engine, loops, validate
-from jaxnets.training.config import Builder, Policy, TrainConfig, cached
+from jaxnets.memo import memoised
+from jaxnets.training.config import Builder, Policy, TrainConfig
 from jaxnets.training.early_stopping import EarlyStopping
 from jaxnets.training.evaluation import DEFAULT_CHUNK, check_chunk
 from jaxnets.training.history import History
@@ -232,7 +232,7 @@ def fit(model, loss, optimizer, train_data, *, epochs: int, batch_size: int | No
     data = ArrayData(*jax.device_put((jnp.asarray(x), jnp.asarray(y)), sharding)) if source == "arrays" else source
     if val is not None:
         val = jax.device_put((jnp.asarray(val[0]), jnp.asarray(val[1])), sharding)
-    ts = cached(_create_program, optimizer)(params, state)
+    ts = _create_program(optimizer)(params, state)
     validate.check_initial_cost(model, loss, ts.params, ts.state, x, y)
     keep_best = early_stopping is not None and early_stopping.restore_best
     plan = engine.Plan(build=build, loss=loss, config=config, data=data, val=val, lanes=None, hps={}, keys=key, ts=ts,
@@ -285,7 +285,7 @@ def _progress_every(n: int | None, batch_size: int | None) -> int:
     return max(1, (n // batch_size) // 50)
 
 
-@functools.lru_cache(maxsize=32)
+@memoised(maxsize=32)
 def _create_program(optimizer):
     """A jitted TrainState.create for `optimizer` (memoised)."""
     return jax.jit(lambda p, s: TrainState.create(p, s, optimizer))

@@ -5,19 +5,21 @@
 
 `epoch` is the scan driver's whole epoch (`jit`, train state donated); `steps` the step driver's pieces
 (`jaxnets.training.epoch.StepPrograms`); `evaluate` the evaluation pass (`jaxnets.training.evaluation.Evaluator`) on
-validation data. The frozen `TrainConfig` and the `Builder` (model, optimizer, penalty) are the cache key: equal objects
-share compiled programs across `fit` calls (a configuration that cannot be hashed is compiled without memoising).
+validation data. The frozen `TrainConfig`, the `Builder` (model, optimizer, penalty) and the loss are the cache key,
+compared by value (`jaxnets.memo`): equal configurations share compiled programs across `fit` calls however they
+were built — "adam" by name twice, or a model made afresh — and a configuration holding a list, dict or NumPy
+array is compiled without memoising.
 """
 from __future__ import annotations
 
-import functools
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from jaxnets.core import Ctx
-from jaxnets.training.config import Builder, TrainConfig, cached
+from jaxnets.memo import memoised
+from jaxnets.training.config import Builder, TrainConfig
 from jaxnets.training.epoch import make_lane_epoch, step_programs
 from jaxnets.training.evaluation import Evaluator
 
@@ -29,6 +31,7 @@ class Programs(NamedTuple):
     init: Any
 
 
+@memoised(maxsize=32)
 def _make(build: Builder, loss, config: TrainConfig, n, lanes, input_shape) -> Programs:
     donate = (0,) if config.donate else ()
     epoch = None
@@ -50,14 +53,9 @@ def _make(build: Builder, loss, config: TrainConfig, n, lanes, input_shape) -> P
     return Programs(epoch, steps, evaluate, init)
 
 
-@functools.lru_cache(maxsize=32)
-def _memo(build, loss, config, n, lanes, input_shape):
-    return _make(build, loss, config, n, lanes, input_shape)
-
-
 def programs(build: Builder, loss, config: TrainConfig, n: int | None, lanes: int | None, input_shape) -> Programs:
     """The memoised `Programs` of this configuration (see the module docstring)."""
-    return cached(_memo, build, loss, config, n, lanes, tuple(input_shape))
+    return _make(build, loss, config, n, lanes, tuple(input_shape))
 
 
 def output_shape(build: Builder, hp0: dict, key, input_shape, dtype) -> tuple:

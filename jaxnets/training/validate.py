@@ -2,7 +2,6 @@
 argument, the problem and the fix. Shared by `fit`, `evaluate`, `predict`, ensembles and sweeps."""
 from __future__ import annotations
 
-import functools
 import math
 import numbers
 import warnings
@@ -12,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxnets.core import Ctx, Layer
-from jaxnets.training.config import cached
+from jaxnets.memo import memoised
 
 def positive_int(value, name: str, hint: str = "") -> int:
     """`value` as an int ≥ 1, else ValueError."""
@@ -186,7 +185,7 @@ def output_shape(model, params, state, x) -> tuple:
     return tuple(out.shape[1:])
 
 
-@functools.lru_cache(maxsize=16)
+@memoised(maxsize=16)
 def _init_program(model, shape):
     return jax.jit(lambda k: model.init(k, shape)[1:])
 
@@ -195,7 +194,7 @@ def init_params(model, key, x):
     """`model.init(key, x.shape[1:])` with a clear error when the data does not fit the model."""
     shape = tuple(x.shape[1:])
     try:
-        params, state = cached(_init_program, model, shape)(key)  # one compiled program, not op by op
+        params, state = _init_program(model, shape)(key)  # one compiled program, not op by op
     except (ValueError, TypeError, IndexError) as err:
         raise ValueError(f"cannot initialise the model for inputs of per-example shape {tuple(x.shape[1:])}: "
                          f"{err}") from err
@@ -301,7 +300,7 @@ def check_initial_cost(model, loss, params, state, x, y) -> None:
     """The cost must be finite at the initial params on the first examples; else the loss cannot be evaluated on
     the model's outputs (e.g. binary_cross_entropy on outputs outside (0, 1)) and training would diverge at once."""
     n = min(int(x.shape[0]), 8)
-    value, outputs = cached(_initial_cost, model, loss)(params, state, jnp.asarray(x[:n]), jnp.asarray(y[:n]))
+    value, outputs = _initial_cost(model, loss)(params, state, jnp.asarray(x[:n]), jnp.asarray(y[:n]))
     value = float(value)
     if not np.isfinite(value):
         low, high = float(jnp.min(outputs)), float(jnp.max(outputs))
@@ -313,7 +312,7 @@ def check_initial_cost(model, loss, params, state, x, y) -> None:
                          f"these outputs.{hint} Check that the loss matches the model's output layer")
 
 
-@functools.lru_cache(maxsize=32)
+@memoised(maxsize=32)
 def _initial_cost(model, loss):
     """A jitted evaluation-mode (cost, outputs) of `model` (memoised, so repeated fits compile it once)."""
     def cost(params, state, xb, yb):
