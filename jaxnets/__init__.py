@@ -8,6 +8,7 @@ from jaxnets import gradcheck, gradients, initializers, losses
 from jaxnets import checkpoint, data
 from jaxnets import optim
 from jaxnets.core import Ctx, Layer, Meta, apply, init, serial
+from jaxnets.compile_cache import clear_compilation_cache, enable_compilation_cache
 from jaxnets.layers import (Dense, Elu, Gelu, Identity, LeakyRelu, LogSoftmax, Relu, Sigmoid, Softmax, Softplus, Step,
                             Tanh, elementwise)
 from jaxnets.layers import (AvgPool, BatchNorm, Conv2D, Dropout, Flatten, GlobalAvgPool, L2Pool, LayerNorm, MaxPool,

@@ -1,5 +1,4 @@
 """Programs memoised on values: equal configurations share a program, anything that computes differently does not."""
-import contextlib
 import functools
 
 import jax
@@ -11,22 +10,7 @@ import pytest
 import jaxnets as jn
 from jaxnets import losses, models, optim
 from jaxnets.memo import Unkeyable, memoised, value_key
-
-
-@contextlib.contextmanager
-def counting_compiles():
-    """Yields a list that receives one entry per XLA program compiled inside the block."""
-    compiled = []
-
-    def listen(name, seconds, **_):
-        if name == "/jax/core/compile/backend_compile_duration":
-            compiled.append(seconds)
-
-    jax.monitoring.register_event_duration_secs_listener(listen)
-    try:
-        yield compiled
-    finally:
-        jax.monitoring.unregister_event_duration_listener(listen)
+from _compiles import counting_programs
 
 
 def test_rebuilt_models_and_optimizers_have_equal_keys():
@@ -112,7 +96,7 @@ def _digits_fit(optimizer, model=None, **kw):
 def test_a_second_fit_of_an_equal_configuration_compiles_nothing(loop):
     first = _digits_fit("adam", loop=loop)
     for optimizer in ("adam", optim.adam(1e-3)):   # by name again, and an equal optimizer built afresh
-        with counting_compiles() as compiled:
+        with counting_programs() as compiled:
             again = _digits_fit(optimizer, loop=loop)   # and the model is built afresh too
         assert compiled == [], f"{len(compiled)} programs compiled for an equal configuration"
         for a, b in zip(jax.tree_util.tree_leaves(first.params), jax.tree_util.tree_leaves(again.params)):
@@ -121,7 +105,7 @@ def test_a_second_fit_of_an_equal_configuration_compiles_nothing(loop):
 
 def test_another_learning_rate_is_trained_with_its_own_program():
     slow = _digits_fit(optim.sgd(0.01), loop="scan")
-    with counting_compiles() as compiled:
+    with counting_programs() as compiled:
         fast = _digits_fit(optim.sgd(0.5), loop="scan")
     assert compiled, "a different learning rate must not reuse the program traced with another"
     moved = [float(jnp.max(jnp.abs(a - b))) for a, b in zip(jax.tree_util.tree_leaves(slow.params),
