@@ -43,4 +43,4 @@ bench-device: $(STAMP)
 	$(BIN)/python benchmarks/device.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .cache

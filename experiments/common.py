@@ -24,6 +24,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.transforms as mtransforms  # noqa: E402
 import numpy as np  # noqa: E402
+import jaxnets  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -407,5 +408,7 @@ def epochs_axis(values):
 
 
 def main_guard(main):
-    """`if __name__ == "__main__": main_guard(main)`: exit status 0 on success."""
+    """`if __name__ == "__main__": main_guard(main)`: exit status 0 on success. Compiled programs are kept in the
+    persistent compilation cache (`jaxnets.enable_compilation_cache`), so a rerun skips XLA compiles."""
+    jaxnets.enable_compilation_cache()
     main(sys.argv[1:])

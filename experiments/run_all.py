@@ -11,6 +11,7 @@ import importlib
 import time
 import traceback
 
+import jaxnets
 from experiments import common
 
 EXPERIMENTS = {
@@ -38,6 +39,7 @@ def main(argv=None) -> int:
     p.add_argument("--no-readme", action="store_true", help="do not update experiments/README.md")
     p.add_argument("--readme", default=str(common.README), help="README whose table gets the rows (full mode)")
     args = p.parse_args(argv)
+    jaxnets.enable_compilation_cache()  # a rerun loads the programs an earlier run compiled
     chosen = [int(s) for s in args.only.split(",")] if args.only else list(ORDER)
     unknown = [i for i in chosen if i not in EXPERIMENTS]
     if unknown:
