@@ -9,6 +9,15 @@ problems. Directional differences cost 2·n evaluations per leaf whatever its si
 (normal entries, normalised over the leaf), each perturbing one leaf only, so a leaf's error is measured on
 its own. A wrong gradient g′ ≠ g fails the comparison vᵀg′ ≈ vᵀg for almost every v, so a few directions
 suffice. Both should be evaluated on float64 inputs (under `jax.enable_x64`).
+
+The checks use stencils instead: the values of fn at θ ± h and θ ± h/2 along each coordinate (or direction),
+from which `jaxnets.gradcheck.kinks` forms the central difference and the two one-sided ones (to see kinks).
+The step h is relative to the leaf it moves: `leaf_steps` gives step·rms(leaf) per coordinate (step itself for
+an all-zero leaf), so a leaf of size 1e6 or 1e-6 is probed at its own scale.
+
+    coordinate_stencil(fn, θ, steps)          # (k, 4): fn(θ + s·hᵢ eᵢ) for s in (1, −1, ½, −½), every coordinate i
+    direction_stencil(fn, θ, dirs, h)         # per leaf (n, 4): the same along each of its n unit directions
+    selected_stencil(fn, θ, leaf, coords, h)  # (k, 4): only the chosen coordinates of one leaf
 """
 from __future__ import annotations
 
@@ -16,6 +25,7 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.flatten_util import ravel_pytree
 
 
@@ -60,6 +70,12 @@ def random_directions(key, tree, n: int):
     return jax.tree_util.tree_unflatten(treedef, out)
 
 
+def translations(tree):
+    """One unit direction per leaf, ones/√size: every entry moved by the same amount (leading axis of size 1)."""
+    return jax.tree_util.tree_map(
+        lambda leaf: jnp.full((1,) + tuple(leaf.shape), 1 / np.sqrt(max(int(np.size(leaf)), 1)), leaf.dtype), tree)
+
+
 def directional_differences(fn, params, directions, *, step: float = 1e-5):
     """(fn(θ + h v) − fn(θ − h v)) / 2h for each leaf's directions (see `random_directions`): a tree like
     `params` whose leaves are vectors of n estimates of vᵀ∂fn/∂leaf. Only the leaf being probed moves."""
@@ -79,3 +95,81 @@ def directional_differences(fn, params, directions, *, step: float = 1e-5):
 def project(grads, directions):
     """vᵀg for each leaf's directions: a tree of vectors of n projections, like `directional_differences`."""
     return jax.tree_util.tree_map(lambda g, v: jnp.tensordot(v, g, axes=g.ndim), grads, directions)
+
+
+SIGNS = (1.0, -1.0, 0.5, -0.5)   # the stencil: θ + s·h for each s; SIGNS[2:] are the half steps
+
+
+def leaf_scales(tree) -> list:
+    """[rms(leaf)] per leaf (host floats), 1.0 for an all-zero or empty leaf: the scale a relative step is taken at."""
+    scales = []
+    for leaf in jax.tree_util.tree_leaves(tree):
+        a = np.asarray(leaf, np.float64)
+        rms = float(np.sqrt(np.mean(a * a))) if a.size else 0.0
+        scales.append(rms if rms > 0 and np.isfinite(rms) else 1.0)
+    return scales
+
+
+def leaf_steps(tree, step: float) -> np.ndarray:
+    """The per-coordinate steps of `coordinate_stencil`: step·rms(leaf) for every entry, flattened as
+    `ravel_pytree` flattens `tree` (leaf order, row-major)."""
+    leaves = jax.tree_util.tree_leaves(tree)
+    parts = [np.full(int(np.size(leaf)), step * s) for leaf, s in zip(leaves, leaf_scales(tree))]
+    return np.concatenate(parts) if parts else np.zeros((0,))
+
+
+def direction_steps(tree, step: float) -> list:
+    """The per-leaf steps along unit directions: step·‖leaf‖₂ (= step·rms·√size; step·√size for a zero leaf), so
+    each entry moves by about step·rms(leaf), as a coordinate step does."""
+    return [step * s * float(np.sqrt(max(int(np.size(leaf)), 1)))
+            for leaf, s in zip(jax.tree_util.tree_leaves(tree), leaf_scales(tree))]
+
+
+def coordinate_stencil(fn, point, steps, *, chunk: int = 512):
+    """(fn(point), values) with values[i, j] = fn(point + SIGNS[j]·steps[i]·eᵢ) for every flat coordinate i:
+    shape (size, 4). `steps`: (size,) as from `leaf_steps`. Traceable (jit it)."""
+    flat, unravel = ravel_pytree(point)
+    f0 = fn(point)
+    if flat.size == 0:
+        return f0, jnp.zeros((0, len(SIGNS)), flat.dtype)
+    signs = jnp.asarray(SIGNS, flat.dtype)
+
+    def one(i):
+        e = jnp.zeros_like(flat).at[i].set(steps[i])
+        return jnp.stack([fn(unravel(flat + s * e)) for s in signs])
+
+    return f0, jax.lax.map(one, jnp.arange(flat.size), batch_size=min(chunk, flat.size))
+
+
+def direction_stencil(fn, point, directions, steps):
+    """(fn(point), per-leaf values): for leaf i, an (n, 4) array of fn with that leaf moved by SIGNS[j]·steps[i]
+    along each of its n unit directions (see `random_directions`); the other leaves stay. Traceable."""
+    leaves, treedef = jax.tree_util.tree_flatten(point)
+    dirs = treedef.flatten_up_to(directions)
+    signs = SIGNS
+    out = []
+    for i, v in enumerate(dirs):
+        def along(d, i=i):
+            def moved(s):
+                return treedef.unflatten([leaf + s * steps[i] * d if j == i else leaf for j, leaf in enumerate(leaves)])
+            return jnp.stack([fn(moved(s)) for s in signs])
+
+        out.append(jax.lax.map(along, v))
+    return fn(point), out
+
+
+def selected_stencil(fn, point, leaf_index: int, coords, step):
+    """(k, 4): fn with entry coords[c] (flat, row-major) of leaf `leaf_index` moved by SIGNS[j]·step; the rest of
+    `point` stays. For re-checking chosen coordinates of one large leaf (a failing directional check). Traceable
+    with `leaf_index` static."""
+    leaves, treedef = jax.tree_util.tree_flatten(point)
+    leaf = leaves[leaf_index]
+    flat = leaf.reshape(-1)
+
+    def one(c):
+        def moved(s):
+            new = flat.at[c].add(s * step).reshape(leaf.shape)
+            return treedef.unflatten([new if j == leaf_index else x for j, x in enumerate(leaves)])
+        return jnp.stack([fn(moved(s)) for s in SIGNS])
+
+    return jax.lax.map(one, coords, batch_size=min(256, max(int(coords.shape[0]), 1)))
