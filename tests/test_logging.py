@@ -84,3 +84,62 @@ def test_a_dataset_prints_a_summary_not_its_arrays():
     assert text.startswith("Dataset(1437 train / 360 test examples of shape (64,) float32 in [0, 1], 10 classes")
     assert len(text) < 200 and repr(jn.data.load("sine")).endswith("regression)")
     assert np.asarray(jn.data.load("digits").x_train).shape == (1437, 64)   # still a NamedTuple of arrays
+
+
+# ------------------------------------------------------------------------------------------ nothing dropped
+def test_csv_logger_appending_to_an_earlier_runs_file_with_fewer_columns_is_an_error(tmp_path):
+    path = tmp_path / "m.csv"
+    earlier = jn.CSVLogger(path)
+    earlier(1, {"epoch": 1, "train_loss": 0.5})          # a run without validation data
+    earlier.close()
+    later = jn.CSVLogger(path)
+    with pytest.raises(ValueError, match=r"CSVLogger\(.*m\.csv\): the row of epoch 1 has columns \['val_loss'\] "
+                                         r"that the header of the existing file.*append=False"):
+        later(1, {"epoch": 1, "train_loss": 0.4, "val_loss": 0.6})
+    later.close()
+    assert path.read_text().splitlines() == ["epoch,train_loss", "1,0.5"]     # nothing half-written
+    # the valid neighbours: the same columns continue the file; append=False starts it afresh
+    same = jn.CSVLogger(path)
+    same(2, {"epoch": 2, "train_loss": 0.25})
+    same.close()
+    assert path.read_text().splitlines() == ["epoch,train_loss", "1,0.5", "2,0.25"]
+    fresh = jn.CSVLogger(path, append=False)
+    fresh(1, {"epoch": 1, "train_loss": 0.4, "val_loss": 0.6})
+    fresh.close()
+    assert path.read_text().splitlines() == ["epoch,train_loss,val_loss", "1,0.4,0.6"]
+
+
+def test_csv_logger_refuses_a_column_that_appears_after_the_first_row(tmp_path):
+    logger = jn.CSVLogger(tmp_path / "m.csv")
+    logger(1, {"epoch": 1, "train_loss": 0.5})
+    with pytest.raises(ValueError, match=r"epoch 2 has columns \['lr'\] that the file's header"):
+        logger(2, {"epoch": 2, "train_loss": 0.4, "lr": 0.1})
+    logger.close()
+    with pytest.raises(TypeError, match="append"):
+        jn.CSVLogger(tmp_path / "n.csv", append="no")
+
+
+def test_loggers_write_numpy_and_jax_scalars_and_name_a_column_that_is_not_one(tmp_path):
+    row = {"epoch": 1, "train_loss": np.float32(0.5), "val_loss": jax.numpy.asarray(0.25),
+           "val_accuracy": np.float32("nan")}
+    lines, table = jn.JSONLinesLogger(tmp_path / "m.jsonl"), jn.CSVLogger(tmp_path / "m.csv")
+    lines(1, row)
+    table(1, row)
+    lines.close()
+    table.close()
+    assert json.loads((tmp_path / "m.jsonl").read_text()) == {"epoch": 1, "train_loss": 0.5, "val_loss": 0.25,
+                                                             "val_accuracy": None}
+    assert (tmp_path / "m.csv").read_text().splitlines()[1] == "1,0.5,0.25,"
+    bad = jn.JSONLinesLogger(tmp_path / "bad.jsonl")
+    with pytest.raises(TypeError, match=r"column 'confusion' holds .* of shape \(2, 2\), not a scalar"):
+        bad(1, {"epoch": 1, "confusion": np.eye(2)})
+    bad.close()
+
+
+def test_tensorboard_logger_keeps_numpy_scalars_and_custom_columns(tmp_path):
+    pytest.importorskip("tensorboardX")
+    logger = jn.TensorBoardLogger(tmp_path / "tb")
+    logger(1, {"epoch": 1, "train_loss": np.float32(0.5), "lr": jax.numpy.asarray(0.1)})
+    logger.close()
+    scalars = _read_events(tmp_path / "tb")
+    assert scalars["train/loss"] == [(1, 0.5)] and scalars["lr"] == [(1, pytest.approx(0.1))]
