@@ -283,6 +283,12 @@ def _corrupt(path: str, why: str) -> CheckpointError:
 def _read(path) -> tuple[dict, dict]:
     """(header, {archive name: array}) with every member read and checked against the header."""
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"checkpoint {path} is a directory, not a checkpoint file; pass a file inside it "
+                                "(checkpoint.latest(directory) gives the newest ckpt-<epoch>.npz)")
+    if os.path.lexists(path) and not os.path.isfile(path):
+        what = _kind(os.stat(path).st_mode) if os.path.exists(path) else "a dangling symbolic link"
+        raise CheckpointError(f"checkpoint {path} is {what}, not a checkpoint file; pass the path of a .npz checkpoint")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
@@ -430,17 +436,38 @@ def checkpoint_path(directory: str | os.PathLike, epoch: int) -> str:
     return os.path.join(os.fspath(directory), f"ckpt-{int(epoch)}.npz")
 
 
-def list_checkpoints(directory: str | os.PathLike) -> list[tuple[int, str]]:
-    """[(epoch, path)] of the `ckpt-<epoch>.npz` files in `directory`, by increasing epoch ([] if none)."""
+def _checkpoint_dir(directory) -> str:
+    """`directory` as a str; an error naming it when it is empty or exists as something other than a directory."""
     directory = os.fspath(directory)
+    if not directory:
+        raise ValueError("checkpoint directory: the path is empty; give the directory holding ckpt-<epoch>.npz files")
+    if os.path.lexists(directory) and not os.path.isdir(directory):
+        parent = os.path.dirname(directory) or "."
+        raise NotADirectoryError(f"checkpoint directory {directory} is a file, not a directory; pass the directory "
+                                 f"that holds the ckpt-<epoch>.npz files (here perhaps {parent}), or load a single "
+                                 "file with checkpoint.load(path)")
+    return directory
+
+
+def list_checkpoints(directory: str | os.PathLike) -> list[tuple[int, str]]:
+    """[(epoch, path)] of the `ckpt-<epoch>.npz` files in `directory`, by increasing epoch ([] if there are none or
+    the directory does not exist yet). A path that is not a directory, and an entry named like a checkpoint that is
+    not a regular file (a directory called ckpt-3.npz, say), are errors naming them, never skipped in silence."""
+    directory = _checkpoint_dir(directory)
     if not os.path.isdir(directory):
         return []
     found = [(int(m.group(1)), os.path.join(directory, name))
              for name in os.listdir(directory) if (m := _CKPT_RE.match(name))]
+    for _, path in found:
+        if not os.path.isfile(path):
+            what = _kind(os.stat(path).st_mode) if os.path.exists(path) else "a dangling symbolic link"
+            raise CheckpointError(f"{path} is named like a checkpoint but is {what}, not a checkpoint file; remove "
+                                  "or rename it so that it is not taken for (or hides) a checkpoint of the run")
     return sorted(found)
 
 
 def latest(directory: str | os.PathLike) -> str | None:
-    """Path of the highest-epoch `ckpt-<epoch>.npz` in `directory`, or None (temporary files are ignored)."""
+    """Path of the highest-epoch `ckpt-<epoch>.npz` in `directory`, or None when there is none (an empty or not yet
+    created directory; temporary files are ignored). A `directory` that is a file raises NotADirectoryError."""
     found = list_checkpoints(directory)
     return found[-1][1] if found else None

@@ -425,3 +425,26 @@ def test_a_parent_that_is_a_file_is_an_oserror_naming_the_path(tmp_path):
         ckpt.save(blocker / "ckpt-1.npz", {"w": np.ones(2)})
     assert str(blocker / "ckpt-1.npz") in str(err.value)
     assert blocker.read_text() == "x" and os.listdir(tmp_path) == ["somefile"]
+
+
+# ------------------------------------------------------------------------------------------ nothing silent
+def test_latest_of_a_file_names_the_path_instead_of_returning_none(tmp_path):
+    path = ckpt.save(tmp_path / "ckpt-1.npz", {"w": np.ones(2)})
+    with pytest.raises(NotADirectoryError, match=r"ckpt-1\.npz is a file, not a directory.*checkpoint\.load"):
+        ckpt.latest(path)
+    with pytest.raises(NotADirectoryError, match="is a file"):
+        ckpt.list_checkpoints(path)
+    with pytest.raises(ValueError, match="the path is empty"):
+        ckpt.latest("")
+    assert ckpt.latest(tmp_path) == path and ckpt.latest(tmp_path / "not-yet") is None   # the valid neighbours
+
+
+def test_a_directory_named_like_a_checkpoint_is_an_error_naming_it(tmp_path):
+    ckpt.save(tmp_path / "ckpt-1.npz", {"w": np.ones(2)})
+    (tmp_path / "ckpt-3.npz").mkdir()
+    with pytest.raises(ckpt.CheckpointError, match=r"ckpt-3\.npz is named like a checkpoint but is a directory"):
+        ckpt.latest(tmp_path)
+    with pytest.raises(IsADirectoryError, match=r"ckpt-3\.npz is a directory, not a checkpoint file"):
+        ckpt.load(tmp_path / "ckpt-3.npz")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        ckpt.load(tmp_path / "ckpt-4.npz")
