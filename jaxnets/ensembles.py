@@ -181,6 +181,28 @@ def _combine(outputs, how, probabilities):
     return jnp.argmax(jnp.mean(p, axis=0), axis=-1).astype(jnp.int32)
 
 
+def _check_stacked(model, params, state, x) -> None:
+    """params/state must be the members' stacked on axis 0 (as fit_ensemble returns them): every leaf of shape
+    (K,) + the leaf's shape for one model, with one K. One model's params (or anything else) is a ValueError
+    saying so."""
+    _, p0, s0 = jax.eval_shape(lambda k: model.init(k, tuple(x.shape[1:])), jax.random.key(0))
+    one = jax.tree_util.tree_structure((p0, s0))
+    if jax.tree_util.tree_structure((params, state)) != one:
+        raise ValueError(f"vote: params/state do not have the structure of {model.name}'s; pass the stacked params "
+                         "and state of fit_ensemble (res.params, res.state)")
+    pairs = list(zip(jax.tree_util.tree_leaves((params, state)), jax.tree_util.tree_leaves((p0, s0))))
+    if pairs and all(np.shape(a) == tuple(r.shape) for a, r in pairs):
+        raise ValueError(f"vote: params and state are one model's (their leaves have the shapes {model.name}'s init "
+                         "gives); vote needs several members stacked on axis 0, as fit_ensemble returns them "
+                         "(res = fit_ensemble(...); vote(model, res.params, res.state, x)). For one model use "
+                         "jaxnets.predict, or stack models with jax.tree.map(lambda *a: jnp.stack(a), p1, p2, ...)")
+    stacked = all(np.ndim(a) == r.ndim + 1 and np.shape(a)[1:] == tuple(r.shape) for a, r in pairs)
+    if not stacked or len({np.shape(a)[0] for a, _ in pairs}) > 1:
+        raise ValueError(f"vote: the params/state leaves are not {model.name}'s stacked on one leading axis of K "
+                         "members; pass fit_ensemble's res.params and res.state for inputs of per-example shape "
+                         f"{tuple(x.shape[1:])}")
+
+
 def vote(model, params, state, x, how: str = "plurality", *, outputs: str = "auto",
          batch_size: int = DEFAULT_CHUNK) -> jax.Array:
     """The ensemble's predicted labels (N,) int32 for x (N, ...), from members stacked on axis 0.
@@ -192,6 +214,8 @@ def vote(model, params, state, x, how: str = "plurality", *, outputs: str = "aut
     """
     if outputs not in ("auto", "logits", "probabilities"):
         raise ValueError(f"vote(outputs=...) must be 'auto', 'logits' or 'probabilities', got {outputs!r}")
+    validate.check_model(model, "vote")
+    _check_stacked(model, params, state, validate.check_inputs(x, "vote: x"))
     probabilities = outputs_are_probabilities(model) if outputs == "auto" else outputs == "probabilities"
     return combine(member_outputs(model, params, state, x, batch_size=batch_size), how, probabilities)
 

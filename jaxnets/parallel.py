@@ -31,11 +31,34 @@ CPU_COLLECTIVES = ("gloo", "mpi")
 # ------------------------------------------------------------------------------------------------ meshes
 def make_mesh(devices=None, axis: str = DATA_AXIS) -> Mesh:
     """A 1-D mesh named `axis` over `devices` (default: `jax.devices()`, every device of every process,
-    ordered by process), e.g. `make_mesh(jax.devices()[:4])` for the first four."""
-    devices = jax.devices() if devices is None else list(devices)
+    ordered by process), e.g. `make_mesh(jax.devices()[:4])` for the first four. `devices` is a list of JAX
+    devices, not a count: a number, or anything that is not a device, is a TypeError saying so."""
+    if not isinstance(axis, str) or not axis:
+        raise TypeError(f"make_mesh(axis): the mesh axis name, a non-empty str such as {DATA_AXIS!r}, got {axis!r}")
+    devices = jax.devices() if devices is None else _device_list(devices)
     if not devices:
         raise ValueError("make_mesh: no devices given; pass a non-empty list such as jax.devices()")
     return Mesh(np.asarray(devices), (axis,))
+
+
+def _device_list(devices) -> list:
+    """`devices` as a list of distinct JAX devices, or a TypeError/ValueError naming what was given and the fix."""
+    if isinstance(devices, (int, np.integer)) and not isinstance(devices, bool):
+        raise TypeError(f"make_mesh(devices): a list of JAX devices, not a count; for the first {devices} devices "
+                        f"pass make_mesh(jax.devices()[:{devices}]) (there are {jax.device_count()} here), or "
+                        "make_mesh() for all of them")
+    try:
+        devices = list(devices)
+    except TypeError:
+        raise TypeError(f"make_mesh(devices): a list of JAX devices such as jax.devices(), got "
+                        f"{type(devices).__name__} {devices!r}") from None
+    for i, device in enumerate(devices):
+        if not isinstance(device, jax.Device):
+            raise TypeError(f"make_mesh(devices): entry {i} is {type(device).__name__} {device!r}, not a JAX device; "
+                            "pass devices from jax.devices() (e.g. jax.devices()[:4]), not their ids or a mesh shape")
+    if len(set(devices)) != len(devices):
+        raise ValueError(f"make_mesh(devices): {devices} lists a device more than once; each device may appear once")
+    return devices
 
 
 def data_axis(mesh: Mesh) -> str:

@@ -20,7 +20,10 @@ import jax
 import jax.numpy as jnp
 
 from jaxnets import nodes
-from jaxnets.core import Ctx, Layer
+from jaxnets.core import Ctx, Layer, init
+from jaxnets.layers._args import check_dtype
+
+__all__ = ["Summary", "SummaryRow", "summary"]
 
 
 class SummaryRow(NamedTuple):
@@ -76,15 +79,17 @@ def _per_example(shape):
     return tuple(_per_example(s) for s in shape)
 
 
-def summary(model: Layer, input_shape, *, dtype=jnp.float32) -> Summary:
+def summary(model: Layer, input_shape, *, dtype=None) -> Summary:
     """The layer table of `model` for per-example inputs of `input_shape` (no batch axis); see the module
-    docstring. Raises the model's own error when it cannot take that shape."""
+    docstring. `input_shape` is checked as `jaxnets.init` checks it (positive ints); the model's own error is
+    raised when it cannot take that shape. `dtype` is the inputs' dtype, by default JAX's default float (float32,
+    or float64 under `jax_enable_x64`: the dtype the initializers give the params)."""
     if not isinstance(model, Layer):
         raise TypeError(f"summary(model): a jaxnets Layer, got {type(model).__name__}")
-    if isinstance(input_shape, int):
-        input_shape = (input_shape,)
-    input_shape = tuple(input_shape)
-    _, params, state = jax.eval_shape(lambda k: model.init(k, input_shape), jax.random.key(0))
+    check_dtype("summary", dtype)
+    dtype = jax.dtypes.canonicalize_dtype(jnp.float64) if dtype is None else dtype
+    _, params, state = jax.eval_shape(lambda k: init(model, k, input_shape), jax.random.key(0))
+    input_shape = (input_shape,) if isinstance(input_shape, int) else tuple(input_shape)
     x = jax.ShapeDtypeStruct((1,) + input_shape, dtype)
     records = jax.eval_shape(lambda p, s, xb: nodes.record(model, p, s, xb, Ctx(False, None))[1], params, state, x)
     rows = []

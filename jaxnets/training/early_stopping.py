@@ -12,6 +12,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from jaxnets.training.validate import check_number, positive_int
+
+__all__ = ["EarlyStopping", "MONITORS", "Tracker"]
+
 MONITORS = ("val_loss", "val_accuracy", "train_loss", "train_accuracy")
 
 
@@ -23,13 +27,15 @@ class EarlyStopping:
     restore_best: bool = True
 
     def __post_init__(self):
-        if isinstance(self.patience, bool) or not isinstance(self.patience, int) or self.patience < 1:
-            raise ValueError(f"EarlyStopping: patience must be a positive int (epochs without improvement), "
-                             f"got {self.patience!r}")
-        if not (isinstance(self.min_delta, (int, float)) and self.min_delta >= 0):
-            raise ValueError(f"EarlyStopping: min_delta must be a number >= 0, got {self.min_delta!r}")
-        if self.monitor not in MONITORS:
+        positive_int(self.patience, "EarlyStopping: patience", "the number of epochs without improvement, e.g. "
+                     "EarlyStopping(patience=5)")
+        check_number(self.min_delta, "EarlyStopping: min_delta (the least change that counts as an improvement)",
+                     low=0)
+        if not isinstance(self.monitor, str) or self.monitor not in MONITORS:
             raise ValueError(f"EarlyStopping: monitor must be one of {MONITORS}, got {self.monitor!r}")
+        if not isinstance(self.restore_best, bool):
+            raise TypeError(f"EarlyStopping: restore_best must be True (return the best epoch's params) or False "
+                            f"(keep the last), got {type(self.restore_best).__name__} {self.restore_best!r}")
 
     @property
     def mode(self) -> str:
