@@ -108,6 +108,7 @@ USAGE_ERRORS = [
     (GRADCHECK + ["--loss", "binary_cross_entropy", "--output", "none"], "--output"),
     (GRADCHECK + ["--loss", "softmax_cross_entropy", "--sizes", "4,5,1"], "--loss"),
     (GRADCHECK + ["--model", "bn", "--batch", "1"], "--batch"),
+    (TRAIN + ["--metrics-out", "{dir}/m.txt"], "--metrics-out"),
     # flags that would be ignored
     (TRAIN + ["--optimizer", "adam", "--momentum", "0.9"], "--momentum 0.9 would be ignored with --optimizer adam"),
     (TRAIN + ["--optimizer", "adagrad", "--momentum", "0.5"], "--momentum"),

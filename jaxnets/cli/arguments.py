@@ -339,6 +339,9 @@ def check_train_args(args) -> None:
         problem = path is not None and why(path)
         if problem:
             error(f"{flag} {path}: {problem}")
+    if args.metrics_out and not args.metrics_out.lower().endswith((".json", ".csv")):
+        error(f"--metrics-out {args.metrics_out}: the history is written as JSON or CSV, chosen by the name; end it "
+              "with .json or .csv")
     if args.plot_out is not None and importlib.util.find_spec("matplotlib") is None:
         error("--plot-out needs matplotlib, which is not installed: pip install matplotlib, or drop --plot-out")
     if args.early_stopping is not None and args.val_fraction == 0:
