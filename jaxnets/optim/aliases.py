@@ -1,8 +1,9 @@
 """Ready-made optimizers with optax's names, arguments, defaults and state layout.
 
 Each is a `chain` of building blocks; the comment above each chain gives the full update rule. Hyper-parameters
-may be Python numbers (range-checked here) or JAX arrays, including tracers, so that `jax.vmap` can sweep them
-through one compiled program. `learning_rate` may also be a schedule `count -> lr`.
+may be numbers or concrete NumPy/JAX arrays (type, range and finiteness checked here) or tracers (taken as given,
+so that `jax.vmap` can sweep them through one compiled program). `learning_rate` may also be a schedule
+`count -> lr`. Anything else (a string, a list, None where a number is needed) is a TypeError naming the argument.
 """
 from __future__ import annotations
 
