@@ -46,8 +46,8 @@ def _fresh(build, *statics):
     return build(*statics)
 
 
-def _coordinates(fn, point, extra, step, programs):
-    steps = differences.leaf_steps(point, step)
+def _coordinates(fn, point, extra, step, programs, floor):
+    steps = differences.leaf_steps(point, step, floor)
     f0, values = programs(_coordinate_program, fn)(point, jnp.asarray(steps), *extra)
     values = np.asarray(values, np.float64)
     out, start = [], 0
@@ -64,11 +64,12 @@ def finite_differences_of(fn, point, extra, m64, a64, mode: str, *, directions: 
     memo: keep the compiled programs for the next check of the same fn (False for a one-off closure, which the
     memo would otherwise keep alive with the arrays it closes over)."""
     programs = memoised if memo else _fresh
+    floor = differences.SCALE_FLOOR if dtype == "float64" else 1.0   # lower precision: no step below `step`
     manual = _host(m64)
     autodiff = None if a64 is None else _host(a64)
 
     def along(dirs):
-        steps = differences.direction_steps(point, step)
+        steps = differences.direction_steps(point, step, floor)
         program = programs(_direction_program, fn)
         f0, values, pm, pa = program(point, dirs, [jnp.asarray(h, jnp.float64) for h in steps], m64,
                                      m64 if a64 is None else a64, *extra)
@@ -76,11 +77,11 @@ def finite_differences_of(fn, point, extra, m64, a64, mode: str, *, directions: 
         return estimates, (_host(pm), None if a64 is None else _host(pa)), f0
 
     if mode == "coordinates":
-        return FiniteDifferences(mode, manual, autodiff, _coordinates(fn, point, extra, step, programs),
+        return FiniteDifferences(mode, manual, autodiff, _coordinates(fn, point, extra, step, programs, floor),
                                  dtype=dtype, translation=lambda: along(differences.translations(point))[:2])
     estimates, projections, f0 = along(differences.random_directions(jax.random.key(0) if key is None else key,
                                                                      point, directions))
-    scales = differences.leaf_scales(point)
+    scales = differences.leaf_scales(point, floor)
 
     def recheck(leaf_index, coords):
         h = step * scales[leaf_index]
