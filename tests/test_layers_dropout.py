@@ -91,7 +91,25 @@ def test_training_without_a_key_is_a_clear_error():
 
 
 @pytest.mark.parametrize("rate, error", [(-0.1, ValueError), (1.0, ValueError), (1.5, ValueError),
-                                         ("0.5", TypeError), (None, TypeError)])
+                                         ("0.5", TypeError), (None, TypeError), (True, TypeError),
+                                         (jnp.asarray(1.0), ValueError), (jnp.asarray(-0.5), ValueError),
+                                         (np.float32(1.0), ValueError), (np.asarray(float("nan")), ValueError),
+                                         (jnp.asarray(1), ValueError)])
 def test_rate_outside_the_unit_interval_is_rejected(rate, error):
     with pytest.raises(error, match=r"Dropout\(rate\).*\[0, 1\)"):
         Dropout(rate)
+
+
+def test_a_concrete_jax_scalar_rate_is_a_float_and_a_traced_one_still_works():
+    assert Dropout(jnp.asarray(0.25)).name == Dropout(0.25).name == "Dropout(0.25)"
+    with pytest.raises(ValueError, match="a scalar rate is needed"):
+        Dropout(jnp.asarray([0.1, 0.2]))
+    x = jnp.ones((4, 50))
+
+    def dropped(rate):     # a traced rate, as a sweep passes it
+        layer = Dropout(rate)
+        assert layer.name == "Dropout(traced rate)"
+        return jnp.mean(layer.forward((), (), x, Ctx(True, jax.random.PRNGKey(0)))[0] == 0)
+
+    fractions = jax.jit(jax.vmap(dropped))(jnp.asarray([0.0, 0.5]))
+    assert float(fractions[0]) == 0.0 and 0.3 < float(fractions[1]) < 0.7

@@ -30,11 +30,15 @@ gradient of the mean loss over the global batch.
 
 Params {"gamma": ones, "beta": zeros} are not penalised (penalties act on keys named "w"). Under mixed precision
 (bfloat16/float16 inputs) the statistics, the normalisation and the backward's reductions run in float32 and
-the running statistics stay float32; the output and dx come back in the input's dtype. Training on a batch with
-one value per feature is refused (its variance is 0: nothing would learn).
+the running statistics stay float32. Inputs and params of different float dtypes promote as `jnp` does (like
+Dense): the output has the promoted dtype of x, γ and β; dx comes back in the input's dtype and the gradients in
+the params' (as `jax.vjp` gives them). Training on a batch with one value per feature is refused (its variance
+is 0: nothing would learn).
 """
 from __future__ import annotations
 
+import math
+import warnings
 from typing import NamedTuple
 
 import jax
@@ -43,16 +47,19 @@ from jax import lax
 
 from jaxnets.core import Layer, Meta
 from jaxnets.initializers import ones, zeros
+from jaxnets.layers._args import check_dtype, check_initializer, layer_name
 
 
 class _TrainCache(NamedTuple):
     xhat: jax.Array
     inv_std: jax.Array   # 1/√(σ² + ε) of the batch, shape (n,)
+    x_dtype: jax.Array   # a zero-size token of the input's dtype: dx is returned in it
 
 
 class _EvalCache(NamedTuple):
     xhat: jax.Array
     inv_std: jax.Array   # 1/√(σ²_run + ε), shape (n,)
+    x_dtype: jax.Array
 
 
 def BatchNorm(momentum: float = 0.9, eps: float = 1e-5, axis_name=None, running_var: str = "biased",
@@ -61,11 +68,24 @@ def BatchNorm(momentum: float = 0.9, eps: float = 1e-5, axis_name=None, running_
     if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0 <= momentum <= 1:
         raise ValueError(f"BatchNorm(momentum): momentum must be a float in [0, 1] (running = momentum·running + "
                          f"(1 − momentum)·batch; PyTorch's 0.1 is 0.9 here), got {momentum!r}")
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
-        raise ValueError(f"BatchNorm(eps): eps must be a positive float, got {eps!r}")
+    if momentum == 1:
+        warnings.warn("BatchNorm(momentum=1): the running statistics never move from their initial mean 0 and "
+                      "variance 1, so evaluation normalises with those instead of the data's; use e.g. 0.9 (Flax) "
+                      "or 0.99 unless frozen statistics are meant", UserWarning, stacklevel=2)
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not (eps > 0 and math.isfinite(eps)):
+        raise ValueError(f"BatchNorm(eps): eps must be a positive finite float (added to the variance, e.g. 1e-5), "
+                         f"got {eps!r}")
     if running_var not in ("biased", "unbiased"):
         raise ValueError(f"BatchNorm(running_var): choose 'biased' (Flax) or 'unbiased' (PyTorch), got {running_var!r}")
-    name = f"BatchNorm({momentum:g})" if axis_name is None else f"BatchNorm({momentum:g}, axis_name={axis_name!r})"
+    if axis_name is not None and not isinstance(axis_name, (str, tuple)):
+        raise TypeError(f"BatchNorm(axis_name): the name of a mapped axis (a str, as given to pmap/shard_map/vmap) or "
+                        f"None, got {type(axis_name).__name__} {axis_name!r}")
+    for arg, fn in (("gamma_init", gamma_init), ("beta_init", beta_init)):
+        check_initializer("BatchNorm", arg, fn)
+    check_dtype("BatchNorm", dtype)
+    name = layer_name("BatchNorm", [momentum], eps=(eps, 1e-5), axis_name=(axis_name, None),
+                      running_var=(running_var, "biased"), gamma_init=(gamma_init, ones),
+                      beta_init=(beta_init, zeros), dtype=(dtype, None))
 
     def global_mean(v):
         return v if axis_name is None else lax.pmean(v, axis_name)
@@ -93,8 +113,9 @@ def BatchNorm(momentum: float = 0.9, eps: float = 1e-5, axis_name=None, running_
                 f"{name}: training on a batch of 1 value per feature (input shape {tuple(x.shape)}): its variance "
                 "is 0 and its mean is the value itself, so every output is β and nothing upstream learns; use "
                 "batches of 2 or more (with fit: a batch_size that leaves no remainder batch of 1, or drop_last=True)")
-        out_dtype = x.dtype
-        x = x.astype(jnp.promote_types(x.dtype, jnp.float32))  # statistics in float32 (or wider) under bf16/f16
+        token = jnp.zeros((0,), x.dtype)
+        out_dtype = jnp.result_type(x.dtype, gamma.dtype, beta.dtype)   # promoted as jnp (and Dense) would
+        x = x.astype(jnp.promote_types(out_dtype, jnp.float32))  # statistics in float32 (or wider) under bf16/f16
         if ctx.train:                                                                   # (B1)
             mean = global_mean(jnp.mean(x, axis=axes))
             centred = x - mean
@@ -110,19 +131,19 @@ def BatchNorm(momentum: float = 0.9, eps: float = 1e-5, axis_name=None, running_
                                   ).astype(state["mean"].dtype),
                          "var": (momentum * state["var"] + (1 - momentum) * lax.stop_gradient(batch_var)
                                  ).astype(state["var"].dtype)}
-            cache = _TrainCache(xhat, inv_std)
+            cache = _TrainCache(xhat, inv_std, token)
         else:
             inv_std = lax.rsqrt(state["var"] + eps)
             xhat = (x - state["mean"]) * inv_std
             new_state = state
-            cache = _EvalCache(xhat, inv_std)
+            cache = _EvalCache(xhat, inv_std, token)
         return (gamma * xhat + beta).astype(out_dtype), new_state, cache
 
     def backward(params, cache, dy):                                                    # (B2)
         gamma = params["gamma"]
-        xhat, inv_std = cache
+        xhat, inv_std, token = cache
         axes = tuple(range(dy.ndim - 1))
-        in_dtype, dy = dy.dtype, dy.astype(xhat.dtype)   # reductions in the statistics' (float32 or wider) dtype
+        in_dtype, dy = token.dtype, dy.astype(xhat.dtype)   # reductions in the statistics' (float32 or wider) dtype
         dbeta = jnp.sum(dy, axis=axes)
         dgamma = jnp.sum(dy * xhat, axis=axes)
         grads = {"gamma": dgamma.astype(gamma.dtype), "beta": dbeta.astype(gamma.dtype)}

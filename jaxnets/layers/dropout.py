@@ -16,31 +16,31 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from jaxnets.core import Layer
+from jaxnets.optim._util import concrete_value
+
+_RATE = "a float in [0, 1), the probability of dropping a unit"
 
 
 def Dropout(rate) -> Layer:
     """Drop each unit with probability `rate` (0 ≤ rate < 1) in training; identity in evaluation.
 
-    `rate` may be a Python number (range-checked here) or a JAX scalar, also a traced one — e.g. `hp["dropout"]`
-    inside a sweep, so that several rates share one compiled program (a traced rate is taken as given: keep it
-    in [0, 1)).
+    `rate` may be a Python number or a concrete NumPy/JAX scalar (both range-checked here and used as a float),
+    or a traced JAX scalar — e.g. `hp["dropout"]` inside a sweep, so that several rates share one compiled program
+    (a traced rate has no value yet and is taken as given: keep it in [0, 1)).
     """
-    if isinstance(rate, bool) or not isinstance(rate, (int, float, jax.Array, np.ndarray, np.floating)):
-        raise TypeError("Dropout(rate): rate must be a float in [0, 1), the probability of dropping a unit; "
-                        f"got {rate!r}")
-    concrete = isinstance(rate, (int, float, np.floating)) or (isinstance(rate, np.ndarray) and rate.ndim == 0)
+    host = concrete_value("Dropout(rate)", "rate", rate, _RATE)
+    if jnp.ndim(rate) != 0:
+        raise ValueError(f"Dropout(rate): a scalar rate is needed, got an array of shape {jnp.shape(rate)}")
+    concrete = host is not None
     if concrete:
-        rate = float(rate)
+        rate = float(host)
         if not 0 <= rate < 1:
             raise ValueError(
                 f"Dropout(rate): rate is the probability of DROPPING a unit and must lie in [0, 1), got {rate}; "
                 "e.g. Dropout(0.5) keeps half the units (rate 1 would drop everything)"
             )
-    elif jnp.ndim(rate) != 0:
-        raise ValueError(f"Dropout(rate): a scalar rate is needed, got an array of shape {jnp.shape(rate)}")
     name = f"Dropout({rate:g})" if concrete else "Dropout(traced rate)"
 
     def init(key, input_shape):
