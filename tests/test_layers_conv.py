@@ -214,3 +214,194 @@ def test_channel_mismatch_is_a_forward_error():
 def test_bad_constructor_arguments(args, error):
     with pytest.raises(error, match="Conv2D"):
         Conv2D(*args)
+
+
+# ---- kernel forms (issue 21): every written-out form against autodiff, the rule, and mutations that must fail ----
+
+from jaxnets.layers import conv as conv_module  # noqa: E402
+from jaxnets.layers.conv import ConvKernels  # noqa: E402
+
+FAMILIES = {"conv": "conv", "conv_interior": "conv_interior", "patches": "patches",
+            "mixed": ConvKernels("patches", "conv", "interior"), "mixed2": ConvKernels("conv", "patches", "dilated")}
+FORM_CASES = [  # (H, W, C, F, kernel, stride, padding): strided, SAME, explicit, 1×1, unread rows, wide channels
+    (7, 6, 2, 3, (2, 3), 2, "SAME"),
+    (8, 7, 1, 2, 3, 2, "VALID"),                 # (8 − 3) % 2 = 1: unread last row
+    (6, 7, 3, 2, 3, 1, "SAME"),
+    (5, 4, 2, 2, 3, 2, ((1, 0), (0, 2))),        # asymmetric explicit padding
+    (6, 6, 2, 2, 3, 1, ((3, 4), (0, 5))),        # padding wider than the kernel: negative edges in (C4)
+    (4, 5, 1, 2, 4, 3, "SAME"),
+    (6, 5, 5, 3, 1, 2, "VALID"),                 # strided 1×1 projection
+    (5, 5, 6, 4, (3, 2), (1, 2), "SAME"),
+]
+CASE_IDS = [f"{c[0]}x{c[1]}x{c[2]}k{c[4]}s{c[5]}{c[6] if isinstance(c[6], str) else 'pad'}" for c in FORM_CASES]
+
+
+def vjp_errors(case, kernels, batch=2, seed=0):
+    """Worst relative errors {"z", "w", "b", "x"} of Conv2D(case, kernels=kernels) in float64: its forward against
+    0.2.0's convolution form, its hand-written backward against `jax.vjp` of its own forward (one program)."""
+    h, w, c, f, kernel, stride, padding = case
+    layer = Conv2D(f, kernel, stride, padding, kernels=kernels)
+    reference = Conv2D(f, kernel, stride, padding, kernels="conv")
+    out_shape, params, state = layer.init(jax.random.PRNGKey(seed), (h, w, c))
+    params["b"] = jnp.linspace(-0.5, 0.5, f)
+    rng = np.random.default_rng(seed)
+    x = jnp.asarray(rng.normal(size=(batch, h, w, c)))
+    dz = jnp.asarray(rng.normal(size=(batch,) + out_shape))
+
+    @jax.jit
+    def run(params, x, dz):
+        z, vjp = jax.vjp(lambda p, x_: layer.forward(p, state, x_, Ctx())[0], params, x)
+        (auto_p, auto_x), (grads, dx) = vjp(dz), layer.backward(params, x, dz)
+        return z, reference.forward(params, state, x, Ctx())[0], auto_p, auto_x, grads, dx
+
+    z, z_ref, auto_p, auto_x, grads, dx = run(params, x, dz)
+    return {"z": rel_err(z, z_ref), "w": rel_err(grads["w"], auto_p["w"]), "b": rel_err(grads["b"], auto_p["b"]),
+            "x": rel_err(dx, auto_x)}
+
+
+# The two families the rule picks on every case; 0.2.0's forms (kept on GPUs/TPUs) and mixed plans on a few.
+FORM_PAIRS = ([(f, i) for f in ("patches", "conv_interior") for i in range(len(FORM_CASES))]
+              + [("conv", i) for i in (0, 1, 3, 6)] + [("mixed", i) for i in (0, 4)] + [("mixed2", i) for i in (3, 7)])
+
+
+@pytest.mark.parametrize("family, case", [(f, FORM_CASES[i]) for f, i in FORM_PAIRS],
+                         ids=[f"{f}-{CASE_IDS[i]}" for f, i in FORM_PAIRS])
+def test_every_kernel_form_matches_autodiff_float64(x64, family, case):
+    errors = vjp_errors(case, FAMILIES[family])
+    assert max(errors.values()) <= 1e-10, (family, case, errors)
+
+
+@pytest.mark.parametrize("family", ["conv_interior", "patches"])
+@pytest.mark.parametrize("case", [FORM_CASES[i] for i in (0, 4, 6)], ids=[CASE_IDS[i] for i in (0, 4, 6)])
+def test_kernel_forms_three_way_float32(family, case):
+    """float32: manual vs jax.grad through gradcheck.compare, whose relative errors have a scale floor (a leaf whose
+    true gradient is 0 cannot fail on rounding noise)."""
+    h, w, c, f, kernel, stride, padding = case
+    model = serial(Conv2D(f, kernel, stride, padding, kernels=family), Flatten)
+    params, state = init_model(model, (h, w, c), jnp.float32)
+    rng = np.random.default_rng(5)
+    x = jnp.asarray(rng.normal(size=(4, h, w, c)), jnp.float32)
+    n_out = model.init(jax.random.PRNGKey(0), (h, w, c))[0][0]
+    y = jnp.asarray(rng.normal(size=(4, n_out)), jnp.float32)
+    three_way(f"Conv2D[{family}]{case}", model, params, state, x, y, losses.quadratic, rtol=1e-5, fd=False)
+
+
+def _flipped_kernel(form):
+    """A classic bug: the input gradient with the kernel not flipped."""
+    return lambda delta, w, g, precision=None: form(delta, w[::-1, ::-1], g, precision)
+
+
+@pytest.mark.parametrize("mutation", ["col2im", "interior", "dilated", "patches_kernel_grad", "conv_kernel_grad"])
+def test_a_wrong_backward_is_caught(x64, monkeypatch, mutation):
+    """Each form, deliberately broken, fails the check the forms above pass (so the check can fail)."""
+    if mutation in conv_module._INPUT_GRADS:
+        monkeypatch.setitem(conv_module._INPUT_GRADS, mutation, _flipped_kernel(conv_module._INPUT_GRADS[mutation]))
+        kernels, leaf = ConvKernels("conv", "conv", mutation), "x"
+    elif mutation == "patches_kernel_grad":   # the taps read in the wrong (column-major) order
+        original = conv_module.patches_kernel_grad
+        monkeypatch.setattr(conv_module, "patches_kernel_grad", lambda p, d, shape, precision=None: jnp.swapaxes(
+            original(p, d, (shape[1], shape[0]) + tuple(shape[2:]), precision), 0, 1))
+        kernels, leaf = ConvKernels("conv", "patches", "dilated"), "w"
+    else:                                      # the kernel gradient upside down
+        original = conv_module.conv_kernel_grad
+        monkeypatch.setattr(conv_module, "conv_kernel_grad", lambda x, d, g, precision=None: original(x, d, g)[::-1])
+        kernels, leaf = ConvKernels("conv", "conv", "dilated"), "w"
+    errors = vjp_errors((7, 6, 2, 3, (3, 2), 2, "SAME"), kernels)
+    assert errors[leaf] > 1e-2, (mutation, errors)
+
+
+def test_the_rule_is_data_and_keeps_other_backends_on_convolutions():
+    cpu = conv_module.RULES["cpu"]
+    assert conv_module.choose_kernels(1, (5, 5), "cpu") == conv_module.PATCHES
+    assert conv_module.choose_kernels(cpu.patches_max_channels, (3, 3), "cpu") == conv_module.PATCHES
+    assert conv_module.choose_kernels(cpu.patches_max_channels + 1, (3, 3), "cpu") == cpu.otherwise
+    assert conv_module.choose_kernels(64, (1, 1), "cpu") == conv_module.PATCHES
+    assert cpu.otherwise.input_grad == "interior"       # no lhs_dilation on XLA:CPU
+    for backend in ("gpu", "cuda", "rocm", "tpu"):
+        for channels, kernel in ((1, (5, 5)), (64, (1, 1)), (32, (3, 3))):
+            assert conv_module.choose_kernels(channels, kernel, backend) == conv_module.CONV
+
+
+def test_the_layer_follows_the_rule_on_this_backend():
+    def primitives(layer, shape):
+        _, params, state = layer.init(jax.random.PRNGKey(0), shape)
+        fwd = jax.make_jaxpr(lambda p, x: layer.forward(p, state, x, Ctx())[0])(params, jnp.zeros((2,) + shape))
+        return {e.primitive.name for e in fwd.jaxpr.eqns}
+
+    for channels in (1, 16):
+        chosen = conv_module.choose_kernels(channels, (3, 3))
+        uses_conv = "conv_general_dilated" in primitives(Conv2D(4, 3), (8, 8, channels))
+        assert uses_conv == (chosen.forward == "conv"), (channels, chosen)
+    assert "conv_general_dilated" in primitives(Conv2D(4, 3, kernels="conv"), (8, 8, 1))
+    assert "conv_general_dilated" not in primitives(Conv2D(4, 3, kernels="patches"), (8, 8, 16))
+
+
+@pytest.mark.parametrize("kernels", ["im2col", ConvKernels("patches", "conv", "lhs"), 3])
+def test_unknown_kernels_are_refused(kernels):
+    with pytest.raises(ValueError, match=r"Conv2D.*kernels"):
+        Conv2D(4, 3, kernels=kernels)
+
+
+# ---- arguments and names (issue 23) ----
+
+@pytest.mark.parametrize("padding", [((1.5, 1.5), (1, 1)), ((1, 1), (1, 2.0)), ((True, 1), (1, 1)), (("1", 1), (1, 1))])
+def test_non_integer_explicit_padding_is_refused_not_truncated(padding):
+    with pytest.raises(TypeError, match=r"Conv2D.*padding must be ints.*got"):
+        Conv2D(4, 3, padding=padding)
+
+
+def test_integer_like_padding_is_accepted():
+    layer = Conv2D(4, 3, padding=((np.int64(1), 1), (0, np.int32(2))))
+    assert layer.init(jax.random.PRNGKey(0), (5, 5, 1))[0] == (5, 5, 4)
+    assert layer.name == "Conv2D(4, 3, padding=((1, 1), (0, 2)))"
+
+
+@pytest.mark.parametrize("layer, name", [
+    (Conv2D(20, 5), "Conv2D(20, 5)"),
+    (Conv2D(4, (3, 5), stride=(2, 1)), "Conv2D(4, (3, 5), stride=(2, 1))"),
+    (Conv2D(4, 3, 2, "same"), "Conv2D(4, 3, stride=2, padding='SAME')"),
+    (Conv2D(4, 3, padding=((1, 2), (0, 0))), "Conv2D(4, 3, padding=((1, 2), (0, 0)))"),
+    (Conv2D(4, 3, use_bias=False), "Conv2D(4, 3, use_bias=False)"),
+    (Conv2D(4, 3, dtype=jnp.float32), "Conv2D(4, 3, dtype=float32)"),
+    (Conv2D(4, 3, precision=lax.Precision.HIGHEST), "Conv2D(4, 3, precision=HIGHEST)"),
+    (Conv2D(4, 3, kernels="patches"), "Conv2D(4, 3, kernels='patches')"),
+])
+def test_the_name_shows_every_non_default_argument(layer, name):
+    assert layer.name == name
+
+
+def test_the_name_shows_the_initializers():
+    from jaxnets.initializers import he_normal, ones
+    assert Conv2D(4, 3, w_init=he_normal, b_init=ones).name == "Conv2D(4, 3, w_init=he_normal, b_init=ones)"
+
+
+@pytest.mark.parametrize("kernels", ["conv", "conv_interior", "patches"])
+def test_mixed_dtypes_promote_like_dense(x64, kernels):
+    """float64 inputs with float32 params compute in float64 (as jnp and Dense do); each gradient comes back in
+    the dtype of what it is the gradient of."""
+    from jaxnets.layers import Dense
+    layer = Conv2D(3, 3, stride=2, padding="SAME", kernels=kernels)
+    _, params, state = layer.init(jax.random.PRNGKey(0), (6, 6, 2))
+    params = jax.tree_util.tree_map(lambda a: a.astype(jnp.float32), params)
+    dense = Dense(3)
+    _, dparams, _ = dense.init(jax.random.PRNGKey(0), (4,))
+    dparams = jax.tree_util.tree_map(lambda a: a.astype(jnp.float32), dparams)
+    for dtype in (jnp.float64, jnp.float16):
+        x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 6, 6, 2)), dtype)
+        z, _, cache = layer.forward(params, state, x, Ctx())
+        zd, _, dcache = dense.forward(dparams, (), jnp.ones((2, 4), dtype), Ctx())
+        assert z.dtype == zd.dtype == jnp.result_type(dtype, jnp.float32)
+        grads, dx = layer.backward(params, cache, jnp.ones_like(z))
+        dgrads, ddx = dense.backward(dparams, dcache, jnp.ones_like(zd))
+        assert (grads["w"].dtype, grads["b"].dtype, dx.dtype) == (dgrads["w"].dtype, dgrads["b"].dtype, ddx.dtype)
+        assert (grads["w"].dtype, dx.dtype) == (jnp.float32, dtype)
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 6, 6, 2)))       # float64: exact against float64 params
+    z64 = layer.forward(jax.tree_util.tree_map(lambda a: a.astype(jnp.float64), params), state, x, Ctx())[0]
+    assert rel_err(layer.forward(params, state, x, Ctx())[0], z64) <= 1e-12
+
+
+def test_summary_of_a_conv_net_under_x64(x64):
+    import jaxnets
+    from jaxnets import models
+    text = str(jaxnets.summary(models.cnn2(activation="relu"), (28, 28, 1)))
+    assert "Conv2D(40, 5)" in text
