@@ -17,9 +17,9 @@ per coordinate when the check has at most `COORDINATE_LIMIT` entries (params and
 `directions` random unit directions per leaf (cost: 4·directions forward passes per leaf, whatever its size; a
 failing large leaf is re-checked coordinate by coordinate on at most `COORDINATE_LIMIT` entries to name the
 failing one; the cost of a 1.8M-parameter MLP is measured in `check_model`). `finite_diff` selects "auto",
-"coordinates", "directions" or False (none). The step is relative: step·max(rms(leaf), 1e-3) (`differences`), so
-inputs of size 1e6 are probed at their scale, tiny ones with a step of step·1e-3. Each failing row names its
-worst entry (`Row.entries`).
+"coordinates", "directions" or False (none). The step is relative, step·rms(leaf), raised where round-off would
+spoil it (`estimates.smallest_step`), so inputs of size 1e6 or 1e-6 are probed at their own scale. Each failing
+row names its worst entry (`Row.entries`).
 
 Points of non-differentiability. The activations a model really produces can sit exactly on a kink or a tie:
 ReLU outputs are exact zeros, so a max-pooling window of four zeros has four maxima (any split of the gradient

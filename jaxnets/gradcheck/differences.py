@@ -12,9 +12,9 @@ suffice. Both should be evaluated on float64 inputs (under `jax.enable_x64`).
 
 The checks use stencils instead: the values of fn at θ ± h and θ ± h/2 along each coordinate (or direction),
 from which `jaxnets.gradcheck.kinks` forms the central difference and the two one-sided ones (to see kinks).
-The step h is relative to the leaf it moves: `leaf_steps` gives step·max(rms(leaf), 1e-3) per coordinate (step
-itself for an all-zero leaf), so a leaf of size 1e6 is probed at its own scale and one of size 1e-6 with a step
-far below it (1e-8), yet large enough that round-off stays below 1e-7 of the gradient.
+The step h is relative to the leaf it moves: `leaf_steps` gives step·rms(leaf) per coordinate (step itself for
+an all-zero leaf), so a leaf of size 1e6 or 1e-6 is probed at its own scale (the checks raise a step that
+round-off would spoil, see `jaxnets.gradcheck.estimates.smallest_step`).
 
     coordinate_stencil(fn, θ, steps)          # (k, 4): fn(θ + s·hᵢ eᵢ) for s in (1, −1, ½, −½), every coordinate i
     direction_stencil(fn, θ, dirs, h)         # per leaf (n, 4): the same along each of its n unit directions
@@ -101,34 +101,30 @@ def project(grads, directions):
 SIGNS = (1.0, -1.0, 0.5, -0.5)   # the stencil: θ + s·h for each s; SIGNS[2:] are the half steps
 
 
-SCALE_FLOOR = 1e-3   # float64: the smallest leaf scale a step follows (h >= step·1e-3)
-
-
-def leaf_scales(tree, floor: float = SCALE_FLOOR) -> list:
-    """[max(rms(leaf), floor)] per leaf (host floats; 1.0 for an all-zero or empty leaf): the scale a relative
-    step is taken at. The floor keeps round-off in check where the function's value does not shrink with the leaf
-    (log(1 + eˣ) near x = 1e-6 is about log 2): error ≈ eps·|f| / (step·scale)."""
+def leaf_scales(tree) -> list:
+    """[rms(leaf)] per leaf (host floats; 1.0 for an all-zero or empty leaf): the scale a relative step is taken
+    at (the checks raise a step that round-off would spoil: `estimates.smallest_step`)."""
     scales = []
     for leaf in jax.tree_util.tree_leaves(tree):
         a = np.asarray(leaf, np.float64)
         rms = float(np.sqrt(np.mean(a * a))) if a.size else 0.0
-        scales.append(max(rms, floor) if rms > 0 and np.isfinite(rms) else 1.0)
+        scales.append(rms if rms > 0 and np.isfinite(rms) else 1.0)
     return scales
 
 
-def leaf_steps(tree, step: float, floor: float = SCALE_FLOOR) -> np.ndarray:
+def leaf_steps(tree, step: float) -> np.ndarray:
     """The per-coordinate steps of `coordinate_stencil`: step·scale(leaf) for every entry (see `leaf_scales`),
     flattened as `ravel_pytree` flattens `tree` (leaf order, row-major)."""
     leaves = jax.tree_util.tree_leaves(tree)
-    parts = [np.full(int(np.size(leaf)), step * s) for leaf, s in zip(leaves, leaf_scales(tree, floor))]
+    parts = [np.full(int(np.size(leaf)), step * s) for leaf, s in zip(leaves, leaf_scales(tree))]
     return np.concatenate(parts) if parts else np.zeros((0,))
 
 
-def direction_steps(tree, step: float, floor: float = SCALE_FLOOR) -> list:
+def direction_steps(tree, step: float) -> list:
     """The per-leaf steps along unit directions: step·scale(leaf)·√size, so each entry moves by about
     step·scale(leaf), as a coordinate step does."""
     return [step * s * float(np.sqrt(max(int(np.size(leaf)), 1)))
-            for leaf, s in zip(jax.tree_util.tree_leaves(tree), leaf_scales(tree, floor))]
+            for leaf, s in zip(jax.tree_util.tree_leaves(tree), leaf_scales(tree))]
 
 
 def coordinate_stencil(fn, point, steps, *, chunk: int = 512):
