@@ -134,10 +134,12 @@ def _check_tuple(label, what, tree, n):
 
 def init(model: Layer, key: jax.Array, input_shape: Shape) -> tuple[Shape, PyTree, PyTree]:
     """`model.init` with a friendlier check of `input_shape` (per-example shape, no batch axis)."""
-    if isinstance(input_shape, int):
+    if isinstance(input_shape, int) and not isinstance(input_shape, bool):
         input_shape = (input_shape,)
-    if not all(isinstance(d, int) and d > 0 for d in input_shape):
-        raise ValueError(f"{model.name}: input_shape must be positive ints without the batch axis, got {input_shape}")
+    if not isinstance(input_shape, (tuple, list)) or not all(
+            isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in input_shape):
+        raise ValueError(f"{model.name}: input_shape must be positive ints without the batch axis, e.g. (784,) "
+                         f"or (28, 28, 1); got {input_shape!r}")
     return model.init(key, tuple(input_shape))
 
 

@@ -181,24 +181,24 @@ def _combine(outputs, how, probabilities):
     return jnp.argmax(jnp.mean(p, axis=0), axis=-1).astype(jnp.int32)
 
 
-def _check_stacked(model, params, state, x) -> None:
+def _check_stacked(model, params, state, x, where: str = "vote") -> None:
     """params/state must be the members' stacked on axis 0 (as fit_ensemble returns them): every leaf of shape
     (K,) + the leaf's shape for one model, with one K. One model's params (or anything else) is a ValueError
     saying so."""
     _, p0, s0 = jax.eval_shape(lambda k: model.init(k, tuple(x.shape[1:])), jax.random.key(0))
     one = jax.tree_util.tree_structure((p0, s0))
     if jax.tree_util.tree_structure((params, state)) != one:
-        raise ValueError(f"vote: params/state do not have the structure of {model.name}'s; pass the stacked params "
+        raise ValueError(f"{where}: params/state do not have the structure of {model.name}'s; pass the stacked params "
                          "and state of fit_ensemble (res.params, res.state)")
     pairs = list(zip(jax.tree_util.tree_leaves((params, state)), jax.tree_util.tree_leaves((p0, s0))))
     if pairs and all(np.shape(a) == tuple(r.shape) for a, r in pairs):
-        raise ValueError(f"vote: params and state are one model's (their leaves have the shapes {model.name}'s init "
-                         "gives); vote needs several members stacked on axis 0, as fit_ensemble returns them "
+        raise ValueError(f"{where}: params and state are one model's (their leaves have the shapes {model.name}'s init "
+                         f"gives); {where} needs several members stacked on axis 0, as fit_ensemble returns them "
                          "(res = fit_ensemble(...); vote(model, res.params, res.state, x)). For one model use "
                          "jaxnets.predict, or stack models with jax.tree.map(lambda *a: jnp.stack(a), p1, p2, ...)")
     stacked = all(np.ndim(a) == r.ndim + 1 and np.shape(a)[1:] == tuple(r.shape) for a, r in pairs)
     if not stacked or len({np.shape(a)[0] for a, _ in pairs}) > 1:
-        raise ValueError(f"vote: the params/state leaves are not {model.name}'s stacked on one leading axis of K "
+        raise ValueError(f"{where}: the params/state leaves are not {model.name}'s stacked on one leading axis of K "
                          "members; pass fit_ensemble's res.params and res.state for inputs of per-example shape "
                          f"{tuple(x.shape[1:])}")
 
@@ -231,7 +231,10 @@ def ensemble_accuracy(model, params, state, data, *, outputs: str = "auto",
                       batch_size: int = DEFAULT_CHUNK) -> dict:
     """Accuracy of every member and of both votes on data = (x, y) (y: int labels or one-hot rows):
     {"members": (K,) numpy array, "member_mean": float, "plurality": float, "mean": float}."""
+    if not (isinstance(data, (tuple, list)) and len(data) == 2):
+        raise TypeError(f"ensemble_accuracy(data): an (x, y) pair of arrays, got {type(data).__name__}")
     x, y = data
+    _check_stacked(model, params, state, x, "ensemble_accuracy")
     if outputs not in ("auto", "logits", "probabilities"):
         raise ValueError(f"outputs must be 'auto', 'logits' or 'probabilities', got {outputs!r}")
     probabilities = outputs_are_probabilities(model) if outputs == "auto" else outputs == "probabilities"

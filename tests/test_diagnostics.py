@@ -56,7 +56,8 @@ def test_earlier_layers_learn_slower_in_a_deep_sigmoid_net():
     x, y = DS.x_train[:1000], DS.y_train[:1000]
     speed = learning_speed(model, losses.sigmoid_cross_entropy, optim.sgd(0.1), (x, y), epochs=1, batch_size=50,
                            key=jax.random.key(0), params=params, state=state)
-    assert speed.layers == ["0: Dense(30)", "2: Dense(30)", "4: Dense(30)", "6: Dense(30)", "8: Dense(10)"]
+    wide = "Dense(30, w_init=normal(std=1))"   # names show every non-default argument
+    assert speed.layers == [f"0: {wide}", f"2: {wide}", f"4: {wide}", f"6: {wide}", "8: Dense(10)"]
     assert speed.delta.shape == (2, 5)
     for row in speed.delta:  # row 0: at init; row 1: mean over epoch 1
         hidden = row[:4]

@@ -122,7 +122,7 @@ def test_streams_are_checked_and_diverge_like_arrays():
         _fit(train=iter(_batches(x, y, 8)), batch_size=None)
     with pytest.raises(ValueError, match="yielded no batch"):
         _fit(train=[], batch_size=None)
-    with pytest.raises(TypeError, match="batch 1 is int"):
+    with pytest.raises(TypeError, match="epoch 1, batch 2 is int"):
         _fit(train=[(x[:8], y[:8]), 3], batch_size=None)
     with pytest.raises(ValueError, match="streamed batches bring their own size"):
         _fit(train=_batches(x, y, 8), batch_size=16)
@@ -132,8 +132,9 @@ def test_streams_are_checked_and_diverge_like_arrays():
         _fit(train=_batches(x, y, 8), batch_size=None, loop="scan")
     bad = _batches(x, y, 8)
     bad[3] = (np.full_like(bad[3][0], np.inf), bad[3][1])   # a corrupt batch in the middle of epoch 1
-    with pytest.raises(TrainingDivergedError, match="epoch 1, step 4"):
+    with pytest.raises(ValueError, match="epoch 1, batch 4 has .*NaN/Inf inputs") as info:   # the data, not the loss
         _fit(train=bad, batch_size=None)
+    assert info.value.result.epochs_run == 0
 
 
 def test_value_aware_optax_transformations_receive_the_cost():
@@ -216,7 +217,8 @@ def _diverging_problem():
 
 @pytest.mark.parametrize("optimizer", [
     pytest.param(optim.sgd(1e36), id="huge learning rate"),
-    pytest.param(optim.sgd(jnp.float32(np.inf)), id="infinite array learning rate"),
+    # jaxnets' own sgd refuses an infinite learning rate when it is built; optax's takes it, and fit must cope
+    pytest.param(optax.sgd(jnp.float32(np.inf)), id="infinite array learning rate (optax)"),
     pytest.param(optim.sgd(lambda count: jnp.where(count >= 2, jnp.nan, 1e-9)), id="schedule returning NaN"),
 ])
 def test_a_non_finite_update_is_never_applied(optimizer):

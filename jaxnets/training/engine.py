@@ -19,7 +19,6 @@ Epoch e (1-based) of a lane draws everything random from `fold_in(key, e − 1)`
 """
 from __future__ import annotations
 
-import sys
 import time
 import warnings
 from typing import Any, Callable, NamedTuple, Optional
@@ -34,6 +33,7 @@ from jaxnets.training.epoch import epoch_layout, start
 from jaxnets.training.history import History
 from jaxnets.training.programs import programs
 from jaxnets.training.progress import Reporter
+from jaxnets.training.resume import CheckpointWriteError
 from jaxnets.training.streaming import ArrayData, prefetch
 
 
@@ -121,20 +121,6 @@ def _indices(n: int) -> list:
     return _INDICES
 
 
-def _refcounts(tree) -> list:
-    """Reference counts of `tree`, its containers (tuples, dicts, NamedTuples) and its arrays: one of them grows
-    when someone (a callback) keeps that part of the tree."""
-    counts, pending = [], [tree]
-    while pending:
-        node = pending.pop()
-        counts.append(sys.getrefcount(node))
-        if isinstance(node, (tuple, list)):
-            pending.extend(node)
-        elif isinstance(node, dict):
-            pending.extend(node.values())
-    return counts
-
-
 @jax.jit
 def _select(mask, new, old):
     return jax.tree_util.tree_map(lambda n, o: jnp.where(mask.reshape((-1,) + (1,) * (n.ndim - 1)), n, o), new, old)
@@ -183,7 +169,7 @@ def _train_epoch(plan: Plan, progs, ts, keys, active, reporter, epoch: int):
         for i, (xb, yb) in prefetch(plan.data.epoch(epoch), plan.sharding):
             carry = steps.streamed(carry, hps, xb, yb, _indices(i + 1)[i], step_base, aug_base, active)
             reporter.step(i + 1)
-    return carry.ts, steps.metrics(carry.bad, carry.first_bad, carry.loss_sum, carry.correct, carry.count)
+    return carry.ts, steps.metrics(carry._replace(ts=None))
 
 
 def run(plan: Plan, resume_point=None) -> Outcome:
@@ -208,7 +194,7 @@ def run(plan: Plan, resume_point=None) -> Outcome:
     for tracker, history in zip(trackers, histories):
         tracker.replay(history)
     if plan.keep_best and best is None:
-        best = _copy((ts.params, ts.state), plan.sharding)
+        best = (ts.params, ts.state)
     main = jax.process_index() == 0  # multi-process runs: only process 0 reports and writes checkpoints
     reporter = Reporter(plan.epochs, min(epoch0, plan.epochs), steps_per_epoch(plan), progress=plan.progress and main,
                         verbose=plan.verbose and main, desc=plan.desc)
@@ -227,11 +213,16 @@ def run(plan: Plan, resume_point=None) -> Outcome:
             reporter.begin_epoch()
             active = np.array([s is None for s in stop])
             active_arg = jnp.asarray(active if lanes else active[0])
-            ts, m = _train_epoch(plan, progs, ts, _epoch_keys(keys, epoch, lanes), active_arg, reporter, epoch)
+            # the epoch trains (and donates) a copy: `ts` stays the state of the last epoch in the histories, valid
+            # for what a callback kept and for the result an error carries
+            trained, m = _train_epoch(plan, progs, _copy(ts, plan.sharding), _epoch_keys(keys, epoch, lanes),
+                                      active_arg, reporter, epoch)
             vm = None
             if plan.val is not None:
-                vm = progs.evaluate(ts.params, ts.state, plan.hps, plan.val[0], plan.val[1])
+                vm = progs.evaluate(trained.params, trained.state, plan.hps, plan.val[0], plan.val[1])
             m, vm = jax.device_get((m, vm))
+            _check_batches(m, epoch, lanes)
+            ts = trained
             seconds = time.perf_counter() - t0
             epoch_seconds.append(seconds)
             improved = np.zeros(k, bool)
@@ -262,18 +253,12 @@ def run(plan: Plan, resume_point=None) -> Outcome:
             if exhausted:
                 warnings.warn(exhausted, RuntimeWarning, stacklevel=3)
                 stop = [s or "data_exhausted" for s in stop]
-            if plan.keep_best and improved.any():
-                if lanes is None:
-                    best = _copy((ts.params, ts.state), plan.sharding)
-                else:
-                    best = _select(jnp.asarray(improved), (ts.params, ts.state), best)
-            if plan.callbacks and rows:
-                before = _refcounts(ts)
-                for callback in plan.callbacks:
-                    if callback(epoch, dict(rows[0]), ts) is True and stop[0] is None and epoch < plan.epochs:
-                        stop[0] = "callback"
-                if _refcounts(ts) != before:   # a callback kept (part of) the state: train on from a copy, so the
-                    ts = _copy(ts, plan.sharding)   # next epoch's donation leaves the kept arrays intact
+            if plan.keep_best and improved.any():   # `ts` is never donated (each epoch trains a copy)
+                best = (ts.params, ts.state) if lanes is None else _select(jnp.asarray(improved),
+                                                                          (ts.params, ts.state), best)
+            for callback in plan.callbacks if rows else ():
+                if callback(epoch, dict(rows[0]), ts) is True and stop[0] is None and epoch < plan.epochs:
+                    stop[0] = "callback"
             if lanes is None and rows:
                 reporter.epoch(rows[0])
             elif lanes is not None:
@@ -281,9 +266,33 @@ def run(plan: Plan, resume_point=None) -> Outcome:
             due = epoch % plan.every == 0 or epoch == plan.epochs or all(stop)
             if plan.checkpoint is not None and main and due:
                 _save(plan, epoch, ts, best, histories, stop, outcome)
+    except (Diverged, CheckpointWriteError):
+        raise   # these carry their result already
+    except BaseException as err:  # a bad batch, the user's stream or callback, Ctrl-C: nothing trained is lost
+        attach_result(err, outcome(), f"training stopped in epoch {epoch}; err.result holds the state after epoch "
+                                      f"{len(histories[0])} and the history of the {len(histories[0])} finished "
+                                      "epochs")
+        raise
     finally:
         reporter.close()
     return outcome()
+
+
+def attach_result(err: BaseException, result, note: str) -> None:
+    """Give `err` the result trained so far (`err.result`) and a note saying so (shown under its message)."""
+    err.result = result
+    if hasattr(err, "add_note"):
+        err.add_note(note)
+
+
+def _check_batches(m, epoch: int, lanes) -> None:
+    """Raise for a streamed batch whose values the compiled step refused (labels out of range, NaN/Inf)."""
+    for j in range(1 if lanes is None else lanes):
+        bad = int(_lane(m, j, lanes)["first_bad_batch"])
+        if bad >= 0:
+            raise ValueError(f"train_data: epoch {epoch}, batch {bad + 1} has labels outside the model's classes or "
+                             "NaN/Inf inputs or targets (the step refused it and training stopped before it); clean "
+                             "the stream, e.g. check each batch with np.isfinite and the label range")
 
 
 def _lanes_note(rows, monitor, stop) -> str:

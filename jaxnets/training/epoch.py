@@ -19,7 +19,8 @@ one, see `jaxnets.training.step`).
 metrics (scalars): "loss" mean data cost over the examples of the applied steps, weighted by batch size (a
 running mean measured while the params change); "correct" and "count" examples classified right / seen in
 applied steps; "accuracy" = correct / count; "finite" False if some step diverged; "first_bad_step" the 0-based
-index of the first non-finite step, -1 if none.
+index of the first non-finite step, -1 if none; "first_bad_batch" the 0-based index of the first streamed batch
+the step refused (labels out of range, NaN/Inf values), -1 if none.
 """
 from __future__ import annotations
 
@@ -35,12 +36,13 @@ from jaxnets.training.step import train_step
 
 
 class Carry(NamedTuple):
-    """The running state of an epoch: the train state, whether a step diverged (and the first such), and the
-    metric sums over the applied steps."""
+    """The running state of an epoch: the train state, whether a step diverged (and the first such), the first
+    streamed batch whose values the step refused (-1: none), and the metric sums over the applied steps."""
 
     ts: TrainState
     bad: jax.Array
     first_bad: jax.Array
+    first_bad_batch: jax.Array
     loss_sum: jax.Array
     correct: jax.Array
     count: jax.Array
@@ -49,8 +51,8 @@ class Carry(NamedTuple):
 def start(ts: TrainState, lanes: int | None = None) -> Carry:
     """The carry at the start of an epoch (scalars, or (lanes,) vectors for several lanes)."""
     shape = () if lanes is None else (lanes,)
-    return Carry(ts, jnp.zeros(shape, bool), jnp.full(shape, -1, jnp.int32), jnp.zeros(shape, jnp.float32),
-                 jnp.zeros(shape, jnp.int32), jnp.zeros(shape, jnp.int32))
+    return Carry(ts, jnp.zeros(shape, bool), jnp.full(shape, -1, jnp.int32), jnp.full(shape, -1, jnp.int32),
+                 jnp.zeros(shape, jnp.float32), jnp.zeros(shape, jnp.int32), jnp.zeros(shape, jnp.int32))
 
 
 def metrics(carry: Carry) -> dict:
@@ -58,7 +60,7 @@ def metrics(carry: Carry) -> dict:
     seen = jnp.maximum(carry.count, 1)
     return {"loss": jnp.where(carry.count > 0, carry.loss_sum / seen, jnp.nan), "correct": carry.correct,
             "count": carry.count, "accuracy": carry.correct / seen, "finite": ~carry.bad,
-            "first_bad_step": carry.first_bad}
+            "first_bad_step": carry.first_bad, "first_bad_batch": carry.first_bad_batch}
 
 
 def finish(carry: Carry):
@@ -79,18 +81,23 @@ def plan(key, n: int, shuffle: bool):
     return order, step_base, aug_base
 
 
-def make_body(build: Builder, loss, config: TrainConfig):
-    """`body(carry, hp, xb, yb, i, step_base, aug_base, active) -> carry`: mini-batch i of an epoch."""
-    step = train_step(build, loss, config)
+def make_body(build: Builder, loss, config: TrainConfig, check_data: bool = False):
+    """`body(carry, hp, xb, yb, i, step_base, aug_base, active) -> carry`: mini-batch i of an epoch. With
+    `check_data` (streamed batches, which were not checked before training) the step also refuses a batch with
+    labels out of range or NaN/Inf values; the first such batch is recorded and no later step is applied."""
+    step = train_step(build, loss, config, check_data)
 
     def body(carry: Carry, hp, xb, yb, i, step_base, aug_base, active):
         if config.augment is not None:
             xb = config.augment(jax.random.fold_in(aug_base, i), xb)
-        ts, m = step(carry.ts, hp, xb, yb, jax.random.fold_in(step_base, i), active & ~carry.bad)
-        applied = m["finite"] & ~carry.bad & active
+        running = active & ~carry.bad & (carry.first_bad_batch < 0)
+        ts, m = step(carry.ts, hp, xb, yb, jax.random.fold_in(step_base, i), running)
+        refused = running & ~m["data_ok"]
+        diverged = running & m["data_ok"] & ~m["finite"]
+        applied = running & m["finite"] & m["data_ok"]
         size = xb.shape[0]
-        return Carry(ts, carry.bad | (active & ~m["finite"]),
-                     jnp.where(active & ~m["finite"] & ~carry.bad, i, carry.first_bad),
+        return Carry(ts, carry.bad | diverged, jnp.where(diverged, i, carry.first_bad),
+                     jnp.where(refused, i, carry.first_bad_batch),
                      carry.loss_sum + jnp.where(applied, m["loss"] * size, 0.0),
                      carry.correct + jnp.where(applied, m["correct"], 0),
                      carry.count + jnp.where(applied, size, 0))
@@ -153,13 +160,20 @@ def make_epoch(model, loss, optimizer, *, batch_size: int, gradients: str = "man
     """A pure epoch `epoch(ts, x, y, key) -> (ts, metrics)`: the scan driver for one model (see the module
     docstring). x: (N, ...) inputs and y: (N,) int labels or (N, k) targets, device arrays (N and the shapes are
     static). Not jitted and without host syncs: jit it (donating `ts`), vmap it, or call it from another traced
-    function; building `optimizer` from traced hyper-parameters inside a vmapped function works."""
-    from jaxnets.training.config import Policy
-    from jaxnets.training.validate import positive_int
+    function; building `optimizer` from traced hyper-parameters inside a vmapped function works. The arguments
+    are checked as `fit` checks them."""
+    from jaxnets.training.step import checked_parts
+    from jaxnets.training.validate import check_callable, positive_int
 
-    positive_int(batch_size, "make_epoch: batch_size")
+    model, loss, optimizer, penalty, policy, mesh = checked_parts("make_epoch", model, loss, optimizer, gradients,
+                                                                  penalty, compute_dtype, mesh)
+    batch_size = positive_int(batch_size, "make_epoch: batch_size")
+    check_callable(augment, "augment", "fn(key, xb) -> xb")
+    for flag, name in ((drop_last, "drop_last"), (shuffle, "shuffle")):
+        if not isinstance(flag, bool):
+            raise TypeError(f"make_epoch: {name} must be True or False, got {flag!r}")
     config = TrainConfig(batch_size=batch_size, gradients=gradients, drop_last=drop_last, shuffle=shuffle,
-                         augment=augment, mesh=mesh, policy=None if compute_dtype is None else Policy(compute_dtype))
+                         augment=augment, mesh=mesh, policy=policy)
     epoch = make_lane_epoch(Builder(model, optimizer, penalty), loss, config)
     return lambda ts, x, y, key: epoch(ts, {}, x, y, key, jnp.bool_(True))
 
@@ -168,7 +182,8 @@ class StepPrograms(NamedTuple):
     """The step driver's compiled pieces for one configuration (vmapped over lanes when there are several):
     plan(key) -> (order, step_base, aug_base); full(carry, hp, x, y, order, i, step_base, aug_base, active) for a
     full batch (i traced); remainder(...) for the last, smaller batch (None when there is none); streamed(carry,
-    hp, xb, yb, i, step_base, aug_base, active) for a batch given as arrays; metrics(scalars of the carry)."""
+    hp, xb, yb, i, step_base, aug_base, active) for a batch given as arrays (its values checked in the step);
+    metrics(carry without its train state)."""
 
     plan: Any
     full: Any
@@ -181,7 +196,7 @@ def step_programs(build: Builder, loss, config: TrainConfig, n: int | None, lane
     """Jitted step-driver programs for N = n training rows (None: streamed batches only); the carry is donated
     (unless config.donate is False), so each step updates the train state in place."""
     run = array_body(build, loss, config)
-    body = make_body(build, loss, config)
+    body = make_body(build, loss, config, check_data=True)
     donate = (0,) if config.donate else ()
     rem = epoch_layout(n, config.batch_size, config.drop_last)[1] if n is not None else 0
 
@@ -194,8 +209,8 @@ def step_programs(build: Builder, loss, config: TrainConfig, n: int | None, lane
     def make_plan(key):
         return plan(key, n, config.shuffle)
 
-    def scalars_metrics(bad, first_bad, loss_sum, correct, count):
-        return metrics(Carry(None, bad, first_bad, loss_sum, correct, count))
+    def carry_metrics(carry):
+        return metrics(carry)
 
     if lanes:
         lane = (0, 0, None, None, 0, None, 0, 0, 0)
@@ -205,4 +220,4 @@ def step_programs(build: Builder, loss, config: TrainConfig, n: int | None, lane
     return StepPrograms(plan=jax.jit(make_plan) if n is not None else None,
                         full=jax.jit(full, donate_argnums=donate) if n is not None and config.batch_size else None,
                         remainder=jax.jit(remainder, donate_argnums=donate) if rem else None,
-                        streamed=jax.jit(body, donate_argnums=donate), metrics=jax.jit(scalars_metrics))
+                        streamed=jax.jit(body, donate_argnums=donate), metrics=jax.jit(carry_metrics))

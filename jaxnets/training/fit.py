@@ -21,8 +21,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxnets.training import engine, loops, validate
+from jaxnets.training.validate import policy_of  # noqa: F401  (also imported from here by ensembles, sweeps)
 from jaxnets.memo import memoised
-from jaxnets.training.config import Builder, Policy, TrainConfig
+from jaxnets.training.config import Builder, TrainConfig
 from jaxnets.training.early_stopping import EarlyStopping
 from jaxnets.training.evaluation import DEFAULT_CHUNK, check_chunk
 from jaxnets.training.history import History
@@ -30,9 +31,6 @@ from jaxnets.training.progress import shows_bar
 from jaxnets.training.resume import CheckpointDir, CheckpointWriteError, data_digest, run_identity
 from jaxnets.training.state import TrainState
 from jaxnets.training.streaming import ArrayData, Stream, looks_like_arrays
-
-COMPUTE_DTYPES = ("bfloat16", "float16", "float32", "float64")
-
 
 class FitResult(NamedTuple):
     """params/state: the final ones, or those of `best_epoch` when early stopping restored them;
@@ -94,25 +92,6 @@ def fit_result(outcome: engine.Outcome, keep_best: bool, lane: int | None = None
                      resumed_from=outcome.resumed_from)
 
 
-def policy_of(compute_dtype, loss_scale) -> Optional[Policy]:
-    """The mixed-precision policy for `compute_dtype` (None: none), checked."""
-    if compute_dtype is None:
-        if loss_scale is not None:
-            raise ValueError("loss_scale needs compute_dtype (it scales the float16/bfloat16 backward pass)")
-        return None
-    try:
-        dtype = jnp.dtype(compute_dtype)
-    except TypeError:
-        raise TypeError(f"compute_dtype must be a floating dtype such as jnp.bfloat16, got {compute_dtype!r}") from None
-    if dtype.name not in COMPUTE_DTYPES:
-        raise ValueError(f"compute_dtype={dtype.name} is not supported: the forward and backward passes need a "
-                         f"floating dtype, one of {COMPUTE_DTYPES} (bfloat16 for mixed precision)")
-    if dtype == jnp.float64 and not jax.config.jax_enable_x64:
-        raise ValueError("compute_dtype=float64 needs 64-bit JAX: jax.config.update('jax_enable_x64', True) first")
-    scale = 1.0 if loss_scale is None else validate.check_number(loss_scale, "loss_scale", low=0, low_open=True)
-    return Policy(dtype.type, float(scale))
-
-
 def _checked_data(train_data, batch_size, steps_per_epoch):
     """("arrays" or a Stream, x, y, batch_size): for arrays x, y are the data, for a stream its first batch."""
     if looks_like_arrays(train_data):
@@ -126,11 +105,14 @@ def _checked_data(train_data, batch_size, steps_per_epoch):
                              "over them (drop it, or pass the batches as a stream)")
         return "arrays", x, y, batch_size
     if isinstance(train_data, (tuple, list)) and len(train_data) == 2 and not isinstance(train_data[0], (tuple, list)):
+        if all(hasattr(part, "__iter__") and not hasattr(part, "shape") for part in train_data):
+            raise TypeError("train_data is a pair of iterables (inputs, targets); a stream yields (xb, yb) pairs: pass "
+                            "zip(x_batches, y_batches), or a function returning them")
         validate.check_arrays(train_data, "train_data")  # raises the array errors (e.g. a 1-D x)
     if steps_per_epoch is not None:
         steps_per_epoch = validate.positive_int(steps_per_epoch, "steps_per_epoch")
     stream = Stream(train_data, steps_per_epoch)
-    x, y = stream.first
+    x, y = validate.check_arrays(stream.first, "train_data (epoch 1, batch 1)")   # checked exactly like arrays
     if batch_size is not None and batch_size != x.shape[0]:
         raise ValueError(f"batch_size={batch_size} but the stream's batches have {x.shape[0]} examples; streamed "
                          "batches bring their own size (leave batch_size=None)")
@@ -172,6 +154,7 @@ def fit(model, loss, optimizer, train_data, *, epochs: int, batch_size: int | No
     loss = validate.check_loss(loss, "fit(model, loss, optimizer, train_data)")
     optimizer = validate.check_optimizer(optimizer, "fit")
     validate.check_gradients(gradients)
+    penalty = validate.check_penalty(penalty)
     epochs = validate.positive_int(epochs, "epochs")
     checkpoint_every = validate.positive_int(checkpoint_every, "checkpoint_every")
     validate.check_key(key)
@@ -266,16 +249,25 @@ def fit(model, loss, optimizer, train_data, *, epochs: int, batch_size: int | No
                 f"{err.step}{'' if err.steps is None else f' of {err.steps}'} (update "
                 f"{int(result.train_state.step) + 1} overall). Training stopped; "
                 f"err.result holds the last finite params (after {int(result.train_state.step)} updates) and the "
-                f"history of the {len(result.history)} completed epochs. Lower the learning rate, clip gradients "
-                "(optim.clip_by_global_norm), or check the data scale.", result, err.epoch, err.step) from None
-        except CheckpointWriteError as err:
-            if err.result is not None:
+                f"history of the {len(result.history)} completed epochs. {_divergence_hint(policy)}", result,
+                err.epoch, err.step) from None
+        except BaseException as err:   # an error after training started carries the result so far
+            if isinstance(getattr(err, "result", None), engine.Outcome):
                 err.result = fit_result(err.result, keep_best)
             raise
     finally:
         if directory is not None:
             directory.close()
     return fit_result(outcome, keep_best)
+
+
+def _divergence_hint(policy) -> str:
+    """What to try after a divergence: with a float16 loss scale above 1 the scaled backward pass may overflow."""
+    if policy is not None and policy.loss_scale > 1 and policy.name == "float16":
+        return (f"With compute_dtype=float16 and loss_scale={policy.loss_scale:g}, the scaled gradients can overflow "
+                "float16 (max 65504): lower loss_scale first (or use bfloat16, which needs none); then lower the "
+                "learning rate.")
+    return "Lower the learning rate, clip gradients (optim.clip_by_global_norm), or check the data scale."
 
 
 def _progress_every(n: int | None, batch_size: int | None) -> int:

@@ -87,10 +87,20 @@ def takes_value(optimizer) -> bool:
     return any(p.kind is p.VAR_KEYWORD or (p.name == "value" and p.kind is not p.POSITIONAL_ONLY) for p in parameters)
 
 
-def train_step(build: Builder, loss, config: TrainConfig):
+def data_ok(xb, yb, n_out: int) -> jax.Array:
+    """True iff the batch's inputs are finite and its targets usable: integer labels in [0, n_out − 1] (in {0, 1}
+    for one output unit), or finite dense targets (a bool scalar; one pass over the batch)."""
+    ok = all_finite(xb)
+    if jnp.issubdtype(yb.dtype, jnp.integer):
+        return ok & jnp.all((yb >= 0) & (yb <= max(n_out - 1, 1)))
+    return ok & all_finite(yb)
+
+
+def train_step(build: Builder, loss, config: TrainConfig, check_data: bool = False):
     """The step of the training engine: `step(ts, hp, xb, yb, key, active) -> (ts, metrics)`, where `build(hp)`
     gives the model, optimizer and penalty (hp: the lane's hyper-parameters, {} for a single fit) and the update
-    is applied only where `active` (a traced bool) and everything is finite."""
+    is applied only where `active` (a traced bool) and everything is finite. With `check_data` (streamed
+    batches) the update also needs `data_ok` of the batch; metrics["data_ok"] says whether it held."""
     if config.mesh is not None:
         from jaxnets.parallel import batch_sharding
 
@@ -105,6 +115,7 @@ def train_step(build: Builder, loss, config: TrainConfig):
             yb = jax.lax.with_sharding_constraint(yb, sharding)
         (value, (new_state, outputs)), grads = grad_fn(ts.params, (ts.state, None), xb, yb, Ctx(True, key))
         finite = jnp.isfinite(value) & all_finite(grads)
+        usable = data_ok(xb, yb, outputs.shape[-1]) if check_data else jnp.bool_(True)
         extra = {"value": value} if takes_value(spec.optimizer) else {}
 
         def attempt(ts):
@@ -116,15 +127,29 @@ def train_step(build: Builder, loss, config: TrainConfig):
 
         # A skipped step leaves everything as it was. `lax.cond` runs only the taken branch; under `vmap` it
         # becomes a per-lane select.
-        new_ts, applied = jax.lax.cond(finite & active, attempt, lambda ts: (ts, jnp.bool_(False)), ts)
+        new_ts, applied = jax.lax.cond(finite & usable & active, attempt, lambda ts: (ts, jnp.bool_(False)), ts)
         metrics = {
             "loss": loss.value(outputs.astype(jnp.promote_types(outputs.dtype, jnp.float32)), yb).astype(jnp.float32),
             "correct": count_correct(outputs, yb, loss),
-            "finite": finite & (applied | ~active),
+            "finite": finite & (applied | ~active | ~usable),
+            "data_ok": usable,
         }
         return new_ts, metrics
 
     return step
+
+
+def checked_parts(where: str, model, loss, optimizer, gradients, penalty, compute_dtype, mesh):
+    """(model, loss, optimizer, penalty, policy, mesh) checked as `fit` checks them, for the building blocks
+    `make_step` and `make_epoch`: names resolved, an integer compute dtype or a penalty by name refused."""
+    from jaxnets.training import validate
+
+    validate.check_model(model, where)
+    loss = validate.check_loss(loss, f"{where}(model, loss, optimizer)")
+    optimizer = validate.check_optimizer(optimizer, where)
+    validate.check_gradients(gradients)
+    penalty = validate.check_penalty(penalty, where)
+    return model, loss, optimizer, penalty, validate.policy_of(compute_dtype, None), validate.check_mesh(mesh)
 
 
 def make_step(model: Layer, loss, optimizer, *, gradients: str = "manual", penalty=None, mesh=None,
@@ -137,11 +162,11 @@ def make_step(model: Layer, loss, optimizer, *, gradients: str = "manual", penal
     `jax.sharding.Mesh` (the batch is constrained to `jaxnets.parallel.batch_sharding(mesh)`) or None;
     compute_dtype: mixed precision (e.g. jnp.bfloat16) or None.
     xb: (m, ...) inputs; yb: (m,) int labels or (m, k) targets; key: a PRNG key (or None) for the layers.
-    Not jitted: wrap it in `jax.jit` (donate `ts`), `jax.vmap` or `lax.scan` as needed.
+    Not jitted: wrap it in `jax.jit` (donate `ts`), `jax.vmap` or `lax.scan` as needed. The arguments are checked
+    as `fit` checks them (names accepted for the loss and optimizer).
     """
-    from jaxnets.training.config import Policy
-
-    policy = None if compute_dtype is None else Policy(compute_dtype)
+    model, loss, optimizer, penalty, policy, mesh = checked_parts("make_step", model, loss, optimizer, gradients,
+                                                                  penalty, compute_dtype, mesh)
     inner = train_step(Builder(model, optimizer, penalty), loss,
                        TrainConfig(batch_size=None, gradients=gradients, mesh=mesh, policy=policy))
 

@@ -13,8 +13,9 @@ stream of `(xb, yb)` mini-batches, for data larger than device memory:
 ends when the iterable does, and an epoch without a single batch is an error. Batches are used in the order given
 (shuffling is the stream's job) and each one is moved to the device one step ahead of its use (`prefetch`), so
 the transfer overlaps the previous step. The first batch is checked like arrays (shapes, finite values, labels
-in range for the model); later ones for their structure and shapes only (a NaN in one stops training as a
-diverged step, named by epoch and step).
+in range for the model); every later one for its structure, shapes and dtypes as it arrives, and for its values
+(labels in range, no NaN/Inf) inside the compiled step. A bad batch stops training with an error that names its
+epoch and batch and carries the result of the finished epochs (`err.result`).
 """
 from __future__ import annotations
 
@@ -82,7 +83,7 @@ class Stream:
         self.exhausted = None
         pending = self._open(1)
         try:
-            self.first = check_batch(next(pending), 0)
+            self.first = check_batch(next(pending), 1, 1)
         except StopIteration:
             raise ValueError("train_data: the stream yielded no batch; pass at least one (xb, yb) batch") from None
         self._pending = (1, itertools.chain([self.first], pending))   # epoch 1 starts with the peeked batch
@@ -90,7 +91,12 @@ class Stream:
     def _open(self, epoch: int):
         if self._iterator is not None:
             return self._iterator
-        return iter(self._factory(epoch) if self._by_epoch else self._factory())
+        batches = self._factory(epoch) if self._by_epoch else self._factory()
+        if batches is None or not hasattr(batches, "__iter__"):
+            name = getattr(self._factory, "__name__", "the batch function")
+            raise TypeError(f"train_data: {name}() returned {type(batches).__name__} for epoch {epoch}, not an "
+                            "iterable of (xb, yb) batches; return (or yield) the epoch's batches (a missing return?)")
+        return iter(batches)
 
     def epoch(self, number: int = 1) -> Iterator:
         """The batches of epoch `number`, checked. When the stream runs out — an epoch without a single batch, or a
@@ -105,7 +111,7 @@ class Stream:
             source = itertools.islice(source, self.steps_per_epoch)
         count = 0
         for batch in source:
-            yield batch if count == 0 and batch is self.first else check_batch(batch, count)
+            yield batch if count == 0 and batch is self.first else check_batch(batch, number, count + 1, self.first)
             count += 1
             self._read += 1
         short = self.one_pass and count < self.steps_per_epoch
@@ -116,16 +122,30 @@ class Stream:
                               "longer iterator, or fewer epochs or steps_per_epoch")
 
 
-def check_batch(batch, i: int):
-    """(xb, yb) with a common leading length, float inputs."""
+def check_batch(batch, epoch: int, i: int, first=None):
+    """(xb, yb) with a common leading length and float inputs; after the first batch (`first`), the same per-example
+    shapes and dtypes as it. `epoch` and `i` (1-based) name the batch in the error. Values (NaN, labels out of
+    range) are checked inside the compiled step, where it costs nothing measurable."""
+    where = f"train_data: epoch {epoch}, batch {i}"
     if not (isinstance(batch, (tuple, list)) and len(batch) == 2 and all(_is_array(a) for a in batch)):
-        raise TypeError(f"train_data: batch {i} is {type(batch).__name__}, not an (xb, yb) pair of arrays")
+        raise TypeError(f"{where} is {type(batch).__name__}, not an (xb, yb) pair of arrays; a stream yields "
+                        "(xb, yb) pairs (zip two separate iterables of inputs and targets)")
     xb, yb = batch
     if xb.ndim < 2 or yb.ndim < 1 or xb.shape[0] != yb.shape[0] or xb.shape[0] == 0:
-        raise ValueError(f"train_data: batch {i} has xb of shape {tuple(xb.shape)} and yb of shape "
-                         f"{tuple(yb.shape)}; each batch needs a common, non-zero leading length (batch, ...)")
+        raise ValueError(f"{where} has xb of shape {tuple(xb.shape)} and yb of shape {tuple(yb.shape)}; each batch "
+                         "needs a common, non-zero leading length (batch, ...)")
     if not np.issubdtype(np.dtype(xb.dtype), np.floating):
-        raise TypeError(f"train_data: batch {i} has inputs of dtype {xb.dtype}; use floating-point inputs")
+        raise TypeError(f"{where} has inputs of dtype {xb.dtype}; use floating-point inputs, e.g. xb.astype('float32')")
+    if first is not None:
+        x0, y0 = first
+        if xb.shape[1:] != x0.shape[1:] or yb.shape[1:] != y0.shape[1:]:
+            raise ValueError(f"{where} has per-example shapes {tuple(xb.shape[1:])} (inputs) and {tuple(yb.shape[1:])} "
+                             f"(targets), but the first batch had {tuple(x0.shape[1:])} and {tuple(y0.shape[1:])}; "
+                             "every batch needs the same per-example shapes (only the batch size may vary)")
+        if np.dtype(xb.dtype) != np.dtype(x0.dtype) or \
+                np.issubdtype(np.dtype(yb.dtype), np.integer) != np.issubdtype(np.dtype(y0.dtype), np.integer):
+            raise TypeError(f"{where} has dtypes {xb.dtype} (inputs) and {yb.dtype} (targets), but the first batch had "
+                            f"{x0.dtype} and {y0.dtype}; give every batch the same dtypes")
     return xb, yb
 
 

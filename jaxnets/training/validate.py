@@ -2,6 +2,7 @@
 argument, the problem and the fix. Shared by `fit`, `evaluate`, `predict`, ensembles and sweeps."""
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
 import warnings
@@ -97,17 +98,46 @@ def check_callable(fn, name: str, signature: str):
 
 
 def check_callbacks(callbacks) -> tuple:
+    """A tuple of callbacks `fn(epoch, row, train_state)`, each checked before training starts: a class where an
+    instance is meant (`CSVLogger` instead of `CSVLogger("log.csv")`) or a function that cannot take the three
+    arguments is refused here, not after the first epoch has trained."""
     if callbacks is None:
         return ()
-    if callable(callbacks):
+    if callable(callbacks) and not isinstance(callbacks, type):
         callbacks = (callbacks,)
     if not isinstance(callbacks, (list, tuple)):
-        raise TypeError(f"callbacks must be a list of functions fn(epoch, row, train_state), got "
-                        f"{type(callbacks).__name__}")
+        kind = f"the class {callbacks.__name__}" if isinstance(callbacks, type) else type(callbacks).__name__
+        raise TypeError(f"callbacks must be a list of functions fn(epoch, row, train_state), got {kind}"
+                        + (f"; pass an instance, e.g. callbacks=[{callbacks.__name__}(...)]"
+                           if isinstance(callbacks, type) else ""))
     for i, cb in enumerate(callbacks):
+        if isinstance(cb, type):
+            raise TypeError(f"callbacks[{i}] is the class {cb.__name__}, not an instance: pass {cb.__name__}(...) "
+                            "(e.g. CSVLogger('log.csv')), or a function fn(epoch, row, train_state)")
         if not callable(cb):
             raise TypeError(f"callbacks[{i}] is {type(cb).__name__} {cb!r}, not a function fn(epoch, row, train_state)")
+        try:
+            inspect.signature(cb).bind(1, {}, None)
+        except TypeError as err:
+            raise TypeError(f"callbacks[{i}] ({getattr(cb, '__name__', type(cb).__name__)}) cannot be called as "
+                            f"fn(epoch, row, train_state): {err}; give it three parameters") from None
+        except ValueError:  # no signature to read (a builtin): it is called as it is
+            pass
     return tuple(callbacks)
+
+
+def check_penalty(penalty, where: str = "fit"):
+    """None, or a penalty with `value(params)` and `grad(params)` (`losses.l2(lmbda, n)`, `losses.l1(...)`)."""
+    if penalty is None:
+        return None
+    if isinstance(penalty, str):
+        raise TypeError(f"{where}: penalty={penalty!r} is a name, but a penalty needs its strength and the training-set "
+                        f"size: pass losses.{penalty if penalty in ('l1', 'l2') else 'l2'}(lmbda, n), e.g. "
+                        "losses.l2(0.1, len(x_train))")
+    if not (callable(getattr(penalty, "value", None)) and callable(getattr(penalty, "grad", None))):
+        raise TypeError(f"{where}: penalty must be a Penalty with value(params) and grad(params), such as "
+                        f"losses.l2(lmbda, n), got {type(penalty).__name__}")
+    return penalty
 
 
 def check_number(value, name: str, *, low=None, high=None, low_open=False, high_open=False, allow_none=False):
@@ -174,7 +204,9 @@ def warn_if_channels_first(x, name: str) -> None:
 
 
 def output_shape(model, params, state, x) -> tuple:
-    """Per-example output shape of `model` on inputs like `x` (abstract evaluation, no compute)."""
+    """Per-example output shape of `model` on inputs like `x` (abstract evaluation, no compute). A model whose
+    output is not one array (a tuple from `FanOut` or `branches` at the end) is refused: training, evaluation and
+    prediction need one output per example."""
     def run(p, s, xb):
         return model.forward(p, s, xb, Ctx(False, None))[0]
 
@@ -182,6 +214,11 @@ def output_shape(model, params, state, x) -> tuple:
         out = jax.eval_shape(run, params, state, jax.ShapeDtypeStruct((1,) + tuple(x.shape[1:]), x.dtype))
     except (ValueError, TypeError, IndexError, KeyError) as err:
         raise ValueError(f"the model cannot take inputs of per-example shape {tuple(x.shape[1:])}: {err}") from err
+    if not hasattr(out, "shape"):
+        kind = f"a {type(out).__name__} of {len(out)}" if isinstance(out, (tuple, list)) else type(out).__name__
+        raise ValueError(f"{getattr(model, 'name', 'the model')} outputs {kind} arrays, not one array: end the model "
+                         "with a layer that joins its branches (FanInSum, FanInConcat) so that each example has one "
+                         "output")
     return tuple(out.shape[1:])
 
 
@@ -320,3 +357,28 @@ def _initial_cost(model, loss):
         return loss.value(outputs, yb), outputs
 
     return jax.jit(cost)
+
+
+COMPUTE_DTYPES = ("bfloat16", "float16", "float32", "float64")
+
+
+def policy_of(compute_dtype, loss_scale):
+    """The mixed-precision `Policy` for `compute_dtype` (None: none), checked: a floating dtype (an integer compute
+    dtype would freeze the params silently), float64 only under 64-bit JAX, a loss scale > 0."""
+    from jaxnets.training.config import Policy
+
+    if compute_dtype is None:
+        if loss_scale is not None:
+            raise ValueError("loss_scale needs compute_dtype (it scales the float16/bfloat16 backward pass)")
+        return None
+    try:
+        dtype = jnp.dtype(compute_dtype)
+    except TypeError:
+        raise TypeError(f"compute_dtype must be a floating dtype such as jnp.bfloat16, got {compute_dtype!r}") from None
+    if dtype.name not in COMPUTE_DTYPES:
+        raise ValueError(f"compute_dtype={dtype.name} is not supported: the forward and backward passes need a "
+                         f"floating dtype, one of {COMPUTE_DTYPES} (bfloat16 for mixed precision)")
+    if dtype == jnp.float64 and not jax.config.jax_enable_x64:
+        raise ValueError("compute_dtype=float64 needs 64-bit JAX: jax.config.update('jax_enable_x64', True) first")
+    scale = 1.0 if loss_scale is None else check_number(loss_scale, "loss_scale", low=0, low_open=True)
+    return Policy(dtype.type, float(scale))
