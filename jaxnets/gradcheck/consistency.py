@@ -16,7 +16,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from jaxnets.gradcheck.report import default_rtol, floor, indexed
+from jaxnets.gradcheck.report import DEFAULT_RTOL, default_rtol, floor, indexed
 
 BATCH = 3   # cotangents stacked for the batched check
 
@@ -41,8 +41,7 @@ def batched_problems(label: str, fn, cotangents, dtype: str) -> list:
     stacked = jax.tree_util.tree_map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *looped)
     pairs = list(zip(_leaves_with_paths(mapped), _leaves_with_paths(stacked)))
     scale = max((float(np.max(np.abs(b))) for (_, _), (_, b) in pairs if b.size), default=0.0)
-    tol = default_rtol(dtype) * (1 + floor(dtype)) * scale if dtype in ("float64", "float32", "float16",
-                                                                          "bfloat16") else 0.0
+    tol = default_rtol(dtype) * (1 + floor(dtype)) * scale if dtype in DEFAULT_RTOL else 0.0
     for (path, a), (_, b) in pairs:
         if a.shape != b.shape:
             return [f"{label}: the backward under jax.vmap returns {path or 'its output'} of shape {a.shape}, the loop "

@@ -24,7 +24,8 @@ sum lands 9.4e-2 from the float32 gradient, the hand-written one 3.5e-2); in flo
 leaves agree to a few 1e-3; the bound is set by long reductions, so a bfloat16 check catches a wrong layer or
 a broken mixed-precision policy, not a subtle bug — float64 is the precise witness;
 finite-difference columns are float64: 1e-6 (`DEFAULT_FD_RTOL`; where a function computes in a lower precision
-whatever its inputs, the differences are taken in that dtype with a dtype-scaled step and `FD_RTOL` by dtype). In bfloat16, equal values are common (8 significant
+whatever its inputs, the differences are taken in that dtype with a dtype-scaled step and `FD_RTOL` by dtype).
+In bfloat16, equal values are common (8 significant
 bits), so a max-pooling layer meets ties often: the input gradients of jaxnets' rule (the first maximum takes
 the gradient) and jax.grad's (ties share it) then differ, both valid; check pooling in float32 or float64.
 

@@ -21,7 +21,7 @@ from typing import Callable, NamedTuple, Optional
 import numpy as np
 
 from jaxnets.gradcheck import kinks
-from jaxnets.gradcheck.report import Entry, Row, default_fd_rtol, default_rtol, floor
+from jaxnets.gradcheck.report import DEFAULT_RTOL, Entry, Row, default_fd_rtol, default_rtol, floor
 
 RECHECK_LIMIT = 4096
 
@@ -114,8 +114,8 @@ def build_rows(check: str, labels, manual, autodiff, dtype: str, fd: FiniteDiffe
     manual = [np.asarray(v, np.float64) for v in manual]
     autodiff = None if autodiff is None else [np.asarray(v, np.float64) for v in autodiff]
     scales = _scales(manual, autodiff, fd, dtype)
-    rtol, fd_rtol = default_rtol(dtype) if dtype in ("float64", "float32", "float16", "bfloat16") else 0.0, \
-        default_fd_rtol(fd.dtype if fd is not None else "float64")
+    rtol = default_rtol(dtype) if dtype in DEFAULT_RTOL else 0.0
+    fd_rtol = default_fd_rtol("float64" if fd is None else fd.dtype)
     rows = []
     for i, (layer, where, leaf) in enumerate(labels):
         m, a = manual[i], None if autodiff is None else autodiff[i]
