@@ -22,7 +22,6 @@ import numpy as np
 
 from jaxnets.training import engine, loops, validate
 from jaxnets.training.validate import policy_of  # noqa: F401  (also imported from here by ensembles, sweeps)
-from jaxnets.memo import memoised
 from jaxnets.training.config import Builder, TrainConfig
 from jaxnets.training.early_stopping import EarlyStopping
 from jaxnets.training.evaluation import DEFAULT_CHUNK, check_chunk
@@ -215,8 +214,7 @@ def fit(model, loss, optimizer, train_data, *, epochs: int, batch_size: int | No
     data = ArrayData(*jax.device_put((jnp.asarray(x), jnp.asarray(y)), sharding)) if source == "arrays" else source
     if val is not None:
         val = jax.device_put((jnp.asarray(val[0]), jnp.asarray(val[1])), sharding)
-    ts = _create_program(optimizer)(params, state)
-    validate.check_initial_cost(model, loss, ts.params, ts.state, x, y)
+    ts = validate.check_initial_cost(model, loss, params, state, x, y, optimizer)   # and the initial TrainState
     keep_best = early_stopping is not None and early_stopping.restore_best
     plan = engine.Plan(build=build, loss=loss, config=config, data=data, val=val, lanes=None, hps={}, keys=key, ts=ts,
                        epochs=epochs, classification=classification, input_shape=tuple(x.shape[1:]),
@@ -275,11 +273,3 @@ def _progress_every(n: int | None, batch_size: int | None) -> int:
     if not n or not batch_size:
         return 0
     return max(1, (n // batch_size) // 50)
-
-
-@memoised(maxsize=32)
-def _create_program(optimizer):
-    """A jitted TrainState.create for `optimizer` (memoised)."""
-    return jax.jit(lambda p, s: TrainState.create(p, s, optimizer))
-
-

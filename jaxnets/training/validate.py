@@ -333,11 +333,13 @@ def check_same_features(x_train, x_val) -> None:
                          f"{tuple(x_train.shape[1:])}; validation inputs must look like training inputs")
 
 
-def check_initial_cost(model, loss, params, state, x, y) -> None:
+def check_initial_cost(model, loss, params, state, x, y, optimizer=None):
     """The cost must be finite at the initial params on the first examples; else the loss cannot be evaluated on
-    the model's outputs (e.g. binary_cross_entropy on outputs outside (0, 1)) and training would diverge at once."""
+    the model's outputs (e.g. binary_cross_entropy on outputs outside (0, 1)) and training would diverge at once.
+    With `optimizer`, the same compiled program also builds and returns the initial `TrainState` (one program
+    instead of two before the first epoch); without, returns None."""
     n = min(int(x.shape[0]), 8)
-    value, outputs = _initial_cost(model, loss)(params, state, jnp.asarray(x[:n]), jnp.asarray(y[:n]))
+    value, outputs, ts = _initial_cost(model, loss, optimizer)(params, state, jnp.asarray(x[:n]), jnp.asarray(y[:n]))
     value = float(value)
     if not np.isfinite(value):
         low, high = float(jnp.min(outputs)), float(jnp.max(outputs))
@@ -347,14 +349,19 @@ def check_initial_cost(model, loss, params, state, x, y) -> None:
         raise ValueError(f"the cost {getattr(loss, 'name', 'loss')} is {value} at the initial params on the first "
                          f"{n} training examples (model outputs in [{low:.4g}, {high:.4g}]): the loss is undefined on "
                          f"these outputs.{hint} Check that the loss matches the model's output layer")
+    return ts
 
 
 @memoised(maxsize=32)
-def _initial_cost(model, loss):
-    """A jitted evaluation-mode (cost, outputs) of `model` (memoised, so repeated fits compile it once)."""
+def _initial_cost(model, loss, optimizer):
+    """A jitted evaluation-mode (cost, outputs, TrainState or None) of `model` (memoised on values, so repeated
+    fits compile it once)."""
+    from jaxnets.training.state import TrainState
+
     def cost(params, state, xb, yb):
         outputs = model.forward(params, state, xb, Ctx(False, None))[0]
-        return loss.value(outputs, yb), outputs
+        ts = None if optimizer is None else TrainState.create(params, state, optimizer)
+        return loss.value(outputs, yb), outputs, ts
 
     return jax.jit(cost)
 
