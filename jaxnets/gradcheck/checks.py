@@ -332,11 +332,12 @@ def check_model(model: Layer, loss, params, state, x, y, ctx: Ctx = Ctx(train=Tr
     "loss", "penalty", then "in place" rows for each child in pre-order (`where` = its child-index path).
     Structure first: a child whose backward returns the wrong tree, shape, dtype or count fails the report with
     no rows, naming the child and its position (`structure.model_problems`, which `fit` runs too).
-    Measured cost (`benchmarks/gradcheck_cost.py`; 2-core CPU, jax 0.10.2, load 0.3–0.8): an MLP [784, 1000,
-    1000, 10] (1.8M parameters, float32, batch 32, directional differences in 4 directions) takes 10–14 s on the
-    first call (8–11 s of it compiling 84 programs) and 0.9–1.2 s on later calls of the same model with inputs of
-    the same shapes, which compile nothing (the programs are memoised on the model's layers, loss and penalty;
-    see `memo`).
+    Measured cost (`benchmarks/gradcheck_cost.py`; 2-core CPU, jax 0.10.2): an MLP [784, 1000, 1000, 10] (1.8M
+    parameters, float32, batch 32, directional differences in 4 directions) took 10–14 s on the first call (8–11 s
+    of it compiling) and 0.9–1.2 s on later calls at load 0.3–0.8 with the checker before the one-sided
+    differences; at load 7 this checker takes 33–39 s and 5.9–6.5 s, the previous one 36 s and 3.6 s (later calls
+    of the same model with inputs of the same shapes compile nothing: the programs are memoised on the model's
+    layers, loss and penalty; see `memo`).
     """
     loss, penalty, ctx, directions, step, key = _model_arguments("check_model", model, loss, ctx, penalty,
                                                                  finite_diff, directions, step, key)
