@@ -63,7 +63,7 @@ def _shape(v) -> tuple:
 def _leaf_problems(expected, got, label: str, like: str, none_ok: bool) -> list:
     if got is None:
         return [] if none_ok else [f"{label} is None where {like} is an array of shape {_shape(expected)}; return "
-                                   "an array of zeros for a zero gradient"]
+                                   "the gradient as an array (of zeros where it is zero)"]
     if not _is_leaf(got) or not (_is_array(got) or np.isscalar(got)):
         return [f"{label} is {_kind(got)} where {like} is an array of shape {_shape(expected)}"]
     out = []
