@@ -10,7 +10,8 @@ whose cost is undefined on the chosen output unit, an output file inside a regul
 would be ignored (--momentum with --optimizer adam, --lmbda without --penalty) are usage errors naming the flag.
 Ctrl-C (SIGINT) stops cleanly: one line on stderr saying what was kept (the checkpoints in --checkpoint-dir
 survive; continue with --resume). Exit status: 0 success, 1 a failed gradient check or diverged training, 2 bad
-arguments or data, 130 interrupted (128 + SIGINT, as a shell reports it).
+arguments or data, 130 interrupted (128 + SIGINT, as a shell reports it). Compiled programs are kept in the
+persistent compilation cache (`jaxnets.enable_compilation_cache`: ~/.cache/jaxnets/xla or $JAXNETS_CACHE_DIR).
 """
 from __future__ import annotations
 
@@ -32,6 +33,10 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     check, command = COMMANDS[args.command]
     check(args)
+    if args.command != "datasets":
+        from jaxnets.compile_cache import enable_compilation_cache
+
+        enable_compilation_cache()   # a repeated command loads its compiled programs instead of compiling them
     try:
         return command(args)
     except (ValueError, TypeError, FileNotFoundError, ImportError) as err:
