@@ -1,8 +1,21 @@
-"""One training epoch of the textbook CNN: hand-written backprop vs jax autodiff (vs Flax, when installed).
+"""The textbook CNNs: hand-written backprop vs jax autodiff vs Flax (part "gradients"), and `fit` vs PyTorch
+(part "torch").
 
-    python benchmarks/cnn.py                         # 60,000 examples, batch 64, relu, 3 timed rounds
+    python benchmarks/cnn.py                         # gradients: 60,000 examples, batch 64, relu, 3 timed rounds
     python benchmarks/cnn.py --activation sigmoid --rounds 5
     python benchmarks/cnn.py --n 6400 --rounds 1     # a quick smoke run
+    python benchmarks/cnn.py --part torch            # fit vs PyTorch on cnn and cnn2, SGD momentum, 3,200 images
+    python benchmarks/cnn.py --part torch --n 640 --rounds 1     # its smoke run
+
+Part "torch": `jaxnets.fit` epochs (loop="auto", manual gradients; also autodiff gradients, and the same net
+with 0.2.0's convolution kernels forced, `Conv2D(..., kernels="conv")`) of `models.cnn(activation="relu")` and
+`models.cnn2(activation="relu")`, batch 64, SGD 0.01 with momentum 0.9, softmax cross-entropy, against PyTorch
+(CPU, 2 threads, `OMP_WAIT_POLICY=PASSIVE`) and the plain-JAX jitted-step loop of `peers/cnn_peers.py` on the
+same random images (`--n`, default 3,200 = 50 batches). Timing as benchmarks/drivers.py: a warm-up epoch each,
+then `--rounds` (default 5) interleaved rounds of one epoch per implementation, the order rotated; medians, and
+every ratio from the same run; `os.getloadavg()` printed before and after.
+
+Part "gradients":
 
 Network (Nielsen ch. 6): conv 20×5×5 (28×28 → 24×24) → activation → 2×2 max-pool (12×12) → dense 100 →
 activation → dense 10, softmax cross-entropy on the logits, plain SGD (η = 0.1), batch 64. Data: 60,000 random
@@ -24,15 +37,20 @@ The machine may be shared: figures are noisy.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import sys
 import time
 
 import jax
 import jax.numpy as jnp
 import optax
 
+import jaxnets
 from jaxnets import gradients, losses, models
 from jaxnets.core import Ctx
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 
 def make_data(n, key):
@@ -96,14 +114,76 @@ def flax_variant(activation):
     return jax.value_and_grad(cost), params
 
 
+def previous_kernels_model(cfg):
+    """`models.cnn(features=cfg.features, activation="relu")` with every Conv2D on 0.2.0's convolution forms."""
+    from jaxnets.layers import Conv2D, Dense, Flatten, MaxPool, Relu
+
+    layers = []
+    for f in cfg.features:
+        layers += [Conv2D(f, 5, kernels="conv"), Relu, MaxPool(2)]
+    return jaxnets.serial(*layers, Flatten, Dense(cfg.hidden), Relu, Dense(10))
+
+
+def part_torch(n, rounds, peers, log):
+    """{config: {implementation: median s/epoch}} of fit against PyTorch and plain JAX (see the docstring)."""
+    import numpy as np
+
+    from drivers import timed
+    from peers import jaxnets_fit
+    from peers.cnn_peers import BUILDERS, MOMENTUM_CONFIGS, jaxnets_model, optax_sgd
+
+    from jaxnets.training import loops
+
+    rng = np.random.default_rng(0)
+    x = rng.random((n, 28, 28, 1), dtype=np.float32)
+    y = rng.integers(0, 10, n).astype(np.int32)
+    results = {}
+    for name, cfg in MOMENTUM_CONFIGS.items():
+        loss = losses.softmax_cross_entropy
+        model = jaxnets_model(cfg)
+        _, params, state = model.init(jax.random.PRNGKey(0), (28, 28, 1))
+        auto = loops.resolve("auto", model, params, state, (28, 28, 1))
+        other = {"scan": "step", "step": "scan"}[auto]
+        runners = {}
+        for label, net, grads, loop in (("fit manual", model, "manual", "auto"),
+                                        ("fit autodiff", model, "autodiff", "auto"),
+                                        (f"fit manual loop={other}", model, "manual", other),
+                                        ("fit manual, 0.2.0 kernels", previous_kernels_model(cfg), "manual", "auto")):
+            runners[label] = jaxnets_fit.runner(net, loss, optax_sgd(cfg), x, y, cfg.batch, 0, gradients=grads,
+                                                fit_kwargs={"loop": loop})
+        for peer in peers:
+            try:
+                runners[{"jax": "plain JAX jit step", "torch": "PyTorch CPU", "linen": "Flax linen"}[peer]] = \
+                    BUILDERS[peer](cfg, x, y, 0)
+            except ImportError as err:
+                log(f"  {peer}: skipped ({err})")
+        log(f"{name}: {n} images, batch {cfg.batch}, SGD {cfg.lr} momentum {cfg.momentum}, loop='auto' -> {auto}; "
+            f"load average {os.getloadavg()}")
+        res = timed(runners, rounds, log)
+        results[name] = {impl: med for impl, (med, _, _) in res.items()}
+        base = results[name]["fit manual"]
+        for impl, med in results[name].items():
+            log(f"  {impl:28s} {med:8.3f} s/epoch   ÷ fit manual {med / base:5.2f}")
+    log(f"load average at the end {os.getloadavg()}")
+    return results
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--n", type=int, default=60_000, help="training examples per epoch")
+    parser.add_argument("--part", choices=["gradients", "torch"], default="gradients")
+    parser.add_argument("--peers", default="torch,jax", help="part torch: comma list of torch, jax, linen")
+    parser.add_argument("--n", type=int, default=None,
+                        help="training examples per epoch (default 60,000; 3,200 for part torch)")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--activation", choices=["relu", "sigmoid"], default="relu")
-    parser.add_argument("--rounds", type=int, default=3, help="timed epochs per variant")
+    parser.add_argument("--rounds", type=int, default=None, help="timed epochs per variant (3; 5 for torch)")
     parser.add_argument("--variants", default="manual,autodiff,flax")
     args = parser.parse_args(argv)
+    if args.part == "torch":
+        return part_torch(args.n or 3200, 5 if args.rounds is None else args.rounds,
+                          [p for p in args.peers.split(",") if p], lambda msg: print(msg, flush=True))
+    args.n = args.n or 60_000
+    args.rounds = 3 if args.rounds is None else args.rounds
 
     x, y = make_data(args.n, jax.random.PRNGKey(42))
     optimizer = optax.sgd(0.1)

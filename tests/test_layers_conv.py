@@ -316,6 +316,8 @@ def test_the_rule_is_data_and_keeps_other_backends_on_convolutions():
     assert conv_module.choose_kernels(cpu.patches_max_channels, (3, 3), "cpu") == conv_module.PATCHES
     assert conv_module.choose_kernels(cpu.patches_max_channels + 1, (3, 3), "cpu") == cpu.otherwise
     assert conv_module.choose_kernels(64, (1, 1), "cpu") == conv_module.PATCHES
+    assert conv_module.choose_kernels(64, (1, 1), "cpu", stride=(2, 2)) == conv_module.PATCHES
+    assert conv_module.choose_kernels(1, (5, 5), "cpu", stride=(2, 2)) == cpu.otherwise    # measured: not faster
     assert cpu.otherwise.input_grad == "interior"       # no lhs_dilation on XLA:CPU
     for backend in ("gpu", "cuda", "rocm", "tpu"):
         for channels, kernel in ((1, (5, 5)), (64, (1, 1)), (32, (3, 3))):

@@ -1,8 +1,9 @@
 """The textbook CNNs in plain JAX, Flax linen and PyTorch, for benchmarks/drivers.py.
 
 A `CnnConfig` names conv stages (feature maps of 5×5 VALID convolutions, each followed by ReLU and 2×2 max
-pooling), a dense hidden layer with ReLU and 10 logits, softmax cross-entropy, plain SGD and the batch size:
-cnn = (20,), cnn2 = (20, 40), hidden 100, batch 64, SGD 0.1 — the shapes of `jaxnets.models.cnn/cnn2`. Every
+pooling), a dense hidden layer with ReLU and 10 logits, softmax cross-entropy, SGD (with `momentum` when it is
+not None) and the batch size: cnn = (20,), cnn2 = (20, 40), hidden 100, batch 64, SGD 0.1 — the shapes of
+`jaxnets.models.cnn/cnn2`; `MOMENTUM_CONFIGS` are the same nets with SGD 0.01, momentum 0.9. Every
 `build(cfg, x, y, seed)` returns `run()` training one epoch over (x, y) (N, 28, 28, 1) reshuffled each epoch,
 the last partial batch included, blocking until done (the same contract as the MLP peers).
 
@@ -25,9 +26,18 @@ class CnnConfig(NamedTuple):
     hidden: int = 100
     lr: float = 0.1
     batch: int = 64
+    momentum: float | None = None
 
 
 CNN_CONFIGS = {"cnn": CnnConfig("cnn", (20,)), "cnn2": CnnConfig("cnn2", (20, 40))}
+MOMENTUM_CONFIGS = {name: cfg._replace(lr=0.01, momentum=0.9) for name, cfg in CNN_CONFIGS.items()}
+
+
+def optax_sgd(cfg):
+    """The config's optimizer in optax (the same transformation jaxnets.optim.sgd builds)."""
+    import optax
+
+    return optax.sgd(cfg.lr, momentum=cfg.momentum)
 
 
 def jaxnets_model(cfg):
@@ -59,7 +69,7 @@ def build_jax(cfg, x, y, seed):
     for n_in, n_out in ((_flat_size(cfg), cfg.hidden), (cfg.hidden, N_CLASSES)):
         key, sub = jax.random.split(key)
         params.append((jax.random.normal(sub, (n_in, n_out)) / jnp.sqrt(n_in), jnp.zeros(n_out)))
-    tx = optax.sgd(cfg.lr)
+    tx = optax_sgd(cfg)
     state = [(params, tx.init(params))]
     stages = len(cfg.features)
 
@@ -118,7 +128,7 @@ def build_linen(cfg, x, y, seed):
 
     net = Net()
     params = net.init(jax.random.PRNGKey(seed), x[:1])["params"]
-    ts = train_state.TrainState.create(apply_fn=net.apply, params=params, tx=optax.sgd(cfg.lr))
+    ts = train_state.TrainState.create(apply_fn=net.apply, params=params, tx=optax_sgd(cfg))
     state = [ts]
 
     def train_step(ts, xb, yb):
@@ -161,7 +171,7 @@ def build_torch(cfg, x, y, seed):
         c_in = f
     layers += [nn.Flatten(), nn.Linear(_flat_size(cfg), cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, N_CLASSES)]
     model = nn.Sequential(*layers)
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr)
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum or 0.0)
     xt = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()   # NHWC -> NCHW, once
     yt = torch.from_numpy(y).long()
     generator = torch.Generator().manual_seed(seed)

@@ -42,7 +42,8 @@ merges the two identical patch computations of a compiled forward + backward ste
 
 The rule (`RULES`, data, measured with benchmarks/layers.py on a 2-core CPU, jax 0.10.2; figures in
 benchmarks/README.md, "Layers"): on the CPU backend the patch forms run (C1), (C3) and (C4) when the input has
-at most `patches_max_channels` channels (the first layer on images: for 28×28×1 → 20 maps 5×5 forward + ∂C/∂w
+at most `patches_max_channels` channels and the stride is 1 (strided 5×5 on 1 channel: 1.1–1.2× slower with
+patches, so not there) (the first layer on images: for 28×28×1 → 20 maps 5×5 forward + ∂C/∂w
 took 0.5–0.6× the convolution forms' time, ∂C/∂x 0.2–0.3×) and for every 1×1 kernel (a pointwise projection is a
 matrix product; the convolution form of (C3) took ~10× longer); wider inputs keep the convolution forms (with 16
 or more channels and 3×3 or 5×5 kernels the patch forms took 1.3–2.7× longer), with a strided (C4) by interior
@@ -96,23 +97,28 @@ _FORMS = {"forward": ("conv", "patches"), "kernel_grad": ("conv", "patches"),
 
 
 class KernelRule(NamedTuple):
-    """A backend's measured choice: the patch forms for inputs of at most `patches_max_channels` channels and (if
-    `patches_pointwise`) for 1×1 kernels; otherwise `otherwise`."""
+    """A backend's measured choice: the patch forms for inputs of at most `patches_max_channels` channels (strided
+    too if `patches_strided`) and (if `patches_pointwise`) for every 1×1 kernel; otherwise `otherwise`."""
 
     patches_max_channels: int
+    patches_strided: bool
     patches_pointwise: bool
     otherwise: ConvKernels
 
 
-RULES = {"cpu": KernelRule(patches_max_channels=4, patches_pointwise=True, otherwise=CONV_INTERIOR)}
-DEFAULT_RULE = KernelRule(patches_max_channels=0, patches_pointwise=False, otherwise=CONV)
+RULES = {"cpu": KernelRule(patches_max_channels=4, patches_strided=False, patches_pointwise=True,
+                           otherwise=CONV_INTERIOR)}
+DEFAULT_RULE = KernelRule(patches_max_channels=0, patches_strided=False, patches_pointwise=False, otherwise=CONV)
 
 
-def choose_kernels(channels: int, kernel: tuple[int, int], backend: str | None = None) -> ConvKernels:
-    """The forms `RULES` picks for an input of `channels` channels and a (kh, kw) kernel on `backend`
+def choose_kernels(channels: int, kernel: tuple[int, int], backend: str | None = None,
+                   stride: tuple[int, int] = (1, 1)) -> ConvKernels:
+    """The forms `RULES` picks for an input of `channels` channels, a (kh, kw) kernel and `stride` on `backend`
     (default: JAX's default backend)."""
     rule = RULES.get(jax.default_backend() if backend is None else backend, DEFAULT_RULE)
-    if channels <= rule.patches_max_channels or (rule.patches_pointwise and tuple(kernel) == (1, 1)):
+    if rule.patches_pointwise and tuple(kernel) == (1, 1):
+        return PATCHES
+    if channels <= rule.patches_max_channels and (rule.patches_strided or tuple(stride) == (1, 1)):
         return PATCHES
     return rule.otherwise
 
@@ -364,7 +370,7 @@ def Conv2D(features: int, kernel, stride=1, padding="VALID", w_init=glorot_unifo
         return (g.ho, g.wo, features), params, ()
 
     def plan(channels):
-        return forms if forms is not None else choose_kernels(channels, (kh, kw))
+        return forms if forms is not None else choose_kernels(channels, (kh, kw), stride=(sh, sw))
 
     def forward(params, state, x, ctx):
         w = params["w"]
