@@ -21,7 +21,8 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 def pytest_configure(config):
     if os.environ.get("JAXNETS_TEST_CACHE", "on") != "off":
-        jaxnets.enable_compilation_cache(ROOT / ".cache" / "xla")
+        directory = jaxnets.enable_compilation_cache(ROOT / ".cache" / "xla")
+        os.environ["JAXNETS_CACHE_DIR"] = directory   # the CLI and experiments run in subprocesses use it too
 
 
 @pytest.fixture

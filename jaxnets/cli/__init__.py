@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import sys
 
+import jax
+
+from jaxnets.compile_cache import enable_compilation_cache
 from jaxnets.cli.arguments import build_parser, check_gradcheck_args, check_train_args
 from jaxnets.cli.build import output_unit
 from jaxnets.cli.commands import cmd_datasets, cmd_gradcheck, cmd_train, interrupted_message
@@ -33,9 +36,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     check, command = COMMANDS[args.command]
     check(args)
-    if args.command != "datasets":
-        from jaxnets.compile_cache import enable_compilation_cache
-
+    if args.command != "datasets" and not jax.config.jax_compilation_cache_dir:   # (a caller's own cache stays)
         enable_compilation_cache()   # a repeated command loads its compiled programs instead of compiling them
     try:
         return command(args)
