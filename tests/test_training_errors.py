@@ -164,3 +164,20 @@ def test_a_float16_loss_scale_overflow_is_blamed_on_the_scale():
     with pytest.raises(jn.TrainingDivergedError, match="lower loss_scale first"):
         fit(tiny_model(), LOSS, optim.sgd(0.1), (x, y), epochs=1, batch_size=8, key=KEY, progress=False,
             compute_dtype=jnp.float16, loss_scale=1e30)
+
+
+def test_fit_gives_the_checkers_structure_diagnosis_before_training():
+    from jaxnets.core import Layer
+
+    dense = jn.Dense(3)
+    no_dx = Layer(dense.init, dense.forward, lambda p, c, dy: (dense.backward(p, c, dy)[0], None), "NoDx")
+    renamed = Layer(dense.init, dense.forward,
+                    lambda p, c, dy: ({"W": dense.backward(p, c, dy)[0]["w"], "b": dense.backward(p, c, dy)[0]["b"]},
+                                      dense.backward(p, c, dy)[1]), "Renamed")
+    for layer, message in ((no_dx, r"layer NoDx \(at 2 of the model, in fit\): dx is None"),
+                           (renamed, r"layer Renamed \(at 2 of the model, in fit\).*'W'")):
+        model = jn.serial(jn.Dense(4), jn.Tanh, layer)
+        with pytest.raises(ValueError, match=message):
+            fit(model, LOSS, "sgd", (X, Y), epochs=1, batch_size=8, key=KEY, progress=False)
+        # the forward is sound, so autodiff trains it while the backward is being written
+        fit(model, LOSS, "sgd", (X, Y), epochs=1, batch_size=8, key=KEY, progress=False, gradients="autodiff")

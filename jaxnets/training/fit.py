@@ -178,6 +178,8 @@ def fit(model, loss, optimizer, train_data, *, epochs: int, batch_size: int | No
         params = init_p if params is None else params
         state = init_s if state is None else state
     validate.check_params_like(model, params, state, x.shape[1:], "fit")
+    if gradients == "manual":
+        validate.check_backward_structure(model, params, state, x, key, batch_size or x.shape[0])
     out_shape = validate.output_shape(model, params, state, x)
     validate.check_targets(y, out_shape, "train_data", loss)
     classification = validate.is_classification(y, out_shape)

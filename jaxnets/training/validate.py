@@ -327,6 +327,20 @@ def check_targets(y, out_shape, name: str, loss=None) -> None:
             raise ValueError(f"{name}: {err}") from None
 
 
+def check_backward_structure(model, params, state, x, key, batch_size, where: str = "in fit") -> None:
+    """Before training with gradients="manual": every layer's backward must return (dparams, dx) shaped like
+    (params, x) — the same diagnosis `gradcheck.check_model` gives (`gradcheck.structure.model_problems`), traced
+    at a batch of `batch_size` examples, nothing compiled. A ValueError names the first layer at fault."""
+    from jaxnets.gradcheck.structure import model_problems
+
+    batch = jax.ShapeDtypeStruct((batch_size,) + tuple(x.shape[1:]), x.dtype)
+    problems = model_problems(model, params, state, batch, Ctx(train=True, key=key), where=where)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise ValueError(problems[0] + more + "; fix the layer's backward, or train with gradients='autodiff' "
+                         "while you write it")
+
+
 def check_same_features(x_train, x_val) -> None:
     if tuple(x_val.shape[1:]) != tuple(x_train.shape[1:]):
         raise ValueError(f"val_data: x has per-example shape {tuple(x_val.shape[1:])} but train_data has "
