@@ -20,9 +20,9 @@ train: $(STAMP)
 	$(BIN)/jaxnets train --dataset digits --sizes 64,30,10 --activation sigmoid --loss softmax_cross_entropy \
 		--optimizer sgd --learning-rate 0.5 --momentum 0.9 --batch-size 32 --epochs 60 --gradients manual --gradcheck
 
-## The test suite, on every core (pytest-xdist; one test file per worker at a time, so a file's tests share compiled programs).
+## The test suite, on every core (pytest-xdist, an idle worker takes tests from a busy one; the persistent compile cache shares programs between workers).
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n auto --dist loadfile
+	$(BIN)/python -m pytest -q -n auto --dist worksteal
 
 ## Optional: Fashion-MNIST for the experiments (Debian's package; the tests never need it).
 data:
