@@ -89,7 +89,7 @@ CHILD = textwrap.dedent('''
         from jaxnets import losses, models, optim
         jn.enable_compilation_cache(cache)
         if model_name == "mlp":
-            model, loss = models.mlp([784, 30, 10], activation="sigmoid"), losses.quadratic
+            model, loss = models.mlp([784, 30, 10], activation="sigmoid", output="sigmoid"), losses.quadratic
         else:
             model, loss = models.cnn(), losses.softmax_cross_entropy
         t = time.perf_counter()
