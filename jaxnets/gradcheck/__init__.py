@@ -9,8 +9,9 @@ differences, structure before numbers, kinks bracketed, the failing index named.
     print(report)            # one row per (layer, leaf), leaf a parameter path, "input" or an argument
     report.assert_close()    # AssertionError whose first line names the layer (or argument), leaf and index
 
-Modules, one job each: `checks` (the layer and model checks), `vjp` (check_vjp, check_grad), `structure` (what a
-backward or rule returns, against its inputs), `arguments` (the checks' arguments), `differences` (finite-
+Modules, one job each: `checks` (compare, check_model), `one_layer` (check_layer and the rows of one layer),
+`common` (what the checks share), `vjp` (check_vjp, check_grad), `structure` (what a backward or rule returns,
+against its inputs), `arguments` (the checks' arguments), `differences` (finite-
 difference stencils), `kinks` (one-sided differences and the bracket rule), `estimates` (the compiled stencil
 programs of one check), `rows` (arrays to rows: errors, worst entries, re-checks), `report` (Row, Report, the
 error rule and tolerances), `consistency` (batched and reentrant backward), `memo` (compiled programs kept).

@@ -1,4 +1,5 @@
-"""`compare`, `check_layer`, `check_model`: the hand-written backward against `jax.vjp` and finite differences.
+"""`compare`, `check_model` (and `check_layer`, from `one_layer`): the hand-written backward against `jax.vjp` and
+finite differences.
 
     report = check_layer(LeakyRelu(0.01), (8,), key=jax.random.key(0))            # one layer: dparams and dx
     report = check_model(model, loss, params, state, x, y, Ctx(train=True))         # the model and every child
@@ -44,173 +45,16 @@ import numpy as np
 from jaxnets import gradients
 from jaxnets import nodes
 from jaxnets.core import Ctx, Layer
-from jaxnets.gradcheck import arguments, consistency, differences, structure
+from jaxnets.gradcheck import arguments, differences, structure
 from jaxnets.gradcheck.estimates import finite_differences_of
 from jaxnets.gradcheck.memo import built as _built
 from jaxnets.gradcheck.report import COLUMNS, Report
 from jaxnets.gradcheck.rows import build_rows
+from jaxnets.gradcheck.common import (COORDINATE_LIMIT, check_mode, dtype_name, fd_label, host, options, path_str,
+                                     size_of)
+from jaxnets.gradcheck.one_layer import check_layer, layer_rows
 
-COORDINATE_LIMIT = 4096
-
-
-def _mode(finite_diff, size: int, where: str = "check"):
-    """None (no finite differences), "coordinates" or "directions" for a check of `size` entries."""
-    mode = arguments.finite_diff(finite_diff, where)
-    if mode == "auto":
-        return "coordinates" if size <= COORDINATE_LIMIT else "directions"
-    return mode
-
-
-def _dtype_name(tree) -> str:
-    floats = [a.dtype for a in jax.tree_util.tree_leaves(tree) if jnp.issubdtype(a.dtype, jnp.floating)]
-    return str(floats[0]) if floats else "float32"
-
-
-def _path_str(path) -> str:
-    return "/".join(str(getattr(k, "key", getattr(k, "idx", getattr(k, "name", k)))) for k in path)
-
-
-def _host(tree) -> list:
-    return [np.asarray(a, np.float64) for a in jax.tree_util.tree_leaves(tree)]
-
-
-def _size(tree) -> int:
-    return sum(int(np.size(a)) for a in jax.tree_util.tree_leaves(tree))
-
-
-def _fd_label(mode, directions):
-    return None if mode is None else ("coordinates" if mode == "coordinates" else f"{directions} directions")
-
-
-def _options(where, finite_diff, directions, step, key):
-    arguments.finite_diff(finite_diff, where)
-    return arguments.directions(directions, where), arguments.step(step, where), arguments.key(key, where)
-
-
-# ---------------------------------------------------------------------------------------------- one layer
-def _layer_manual(layer: Layer, train: bool):
-    """jit of (params, state, x, dy, key) -> the layer's hand-written (dparams, dx)."""
-    def manual(p, s, x_, dy_, key):
-        _, _, cache = layer.forward(p, s, x_, Ctx(train, key))
-        return layer.backward(p, cache, dy_)
-
-    return jax.jit(manual)
-
-
-def _layer_autodiff(layer: Layer, train: bool):
-    """jit of (params, state, x, dy, key) -> `jax.vjp` of the layer's forward applied to dy."""
-    def autodiff(p, s, x_, dy_, key):
-        _, vjp = jax.vjp(lambda p_, xx: layer.forward(p_, s, xx, Ctx(train, key))[0], p, x_)
-        return vjp(dy_)
-
-    return jax.jit(autodiff)
-
-
-def _layer_probe(layer: Layer, train: bool):
-    """((params, x), state, dy, key) -> ⟨dy, forward(params, x)⟩: the scalar whose finite differences are taken."""
-    def probe(px, s, dy, key):
-        y, _, _ = layer.forward(px[0], s, px[1], Ctx(train, key))
-        return sum(jnp.sum(a * b) for a, b in zip(jax.tree_util.tree_leaves(y), jax.tree_util.tree_leaves(dy)))
-
-    return probe
-
-
-def _layer_labels(layer: Layer, where, params, x) -> list:
-    labels = [(layer.name, where, _path_str(path)) for path, _ in jax.tree_util.tree_leaves_with_path(params)]
-    return labels + [(layer.name, where, "/".join(["input"] + ([_path_str(path)] if path else [])))
-                     for path, _ in jax.tree_util.tree_leaves_with_path(x)]
-
-
-def _layer_rows(check, layer: Layer, where, params, state, x, ctx, dy, *, mode, directions, step, key):
-    """Rows for `layer` at (params, state, x, ctx) with output cotangent dy: each param leaf and the input."""
-    train = bool(ctx.train)
-    manual, autodiff = _built(_layer_manual, layer, train), _built(_layer_autodiff, layer, train)
-    g_man = manual(params, state, x, dy, ctx.key)
-    g_auto = autodiff(params, state, x, dy, ctx.key)
-    labels = _layer_labels(layer, where, params, x)
-    dtype = _dtype_name((params, x))
-    if mode is None:
-        return build_rows(check, labels, _host(g_man), _host(g_auto), dtype)
-    with jax.enable_x64(True):
-        p64, s64, x64, dy64 = (differences.as_float64(t) for t in (params, state, x, dy))
-        if dtype == "float64":
-            m64, a64 = g_man, g_auto
-        else:
-            m64, a64 = manual(p64, s64, x64, dy64, ctx.key), autodiff(p64, s64, x64, dy64, ctx.key)
-        fd = finite_differences_of(_built(_layer_probe, layer, train), (p64, x64), (s64, dy64, ctx.key), m64, a64,
-                                   mode, directions=directions, step=step, key=key)
-        return build_rows(check, labels, _host(g_man), _host(g_auto), dtype, fd)
-
-
-def _layer_consistency(layer: Layer, label: str, params, state, x, ctx, dy, key, *, batched, reentrant):
-    """(problems, notes) of the batched and reentrancy checks of one layer's backward (see `consistency`)."""
-    problems, notes = [], []
-    dtype = _dtype_name((params, x))
-    if batched:
-        manual = _built(_layer_manual, layer, bool(ctx.train))
-        cotangents = jax.random.normal(key, (consistency.BATCH,) + tuple(dy.shape), dy.dtype)
-        found = consistency.batched_problems(label, lambda d: manual(params, state, x, d, ctx.key), cotangents,
-                                             dtype)
-        problems += found
-        notes.append(f"batched: the backward under jax.vmap over {consistency.BATCH} output cotangents "
-                     f"{'differs from' if found else 'equals'} the loop over them")
-    if reentrant:
-        def call():
-            _, _, cache = layer.forward(params, state, x, ctx)
-            return layer.backward(params, cache, dy)
-
-        found = consistency.reentrant_problems(label, call)
-        problems += found
-        notes.append(f"reentrant: two eager backward calls {'differ' if found else 'are identical'}")
-    return problems, notes
-
-
-def check_layer(layer: Layer, input_shape, *, key, batch_size: int = 4, train: bool = True, params=None, state=None,
-                finite_diff="auto", directions: int = 4, step: float = 1e-5, batched: bool = False,
-                reentrant: bool = False) -> Report:
-    """Check one layer's backward alone, in float64: dparams and dx against `jax.vjp` and finite differences.
-
-    input_shape: per-example shape (no batch axis); key: initialises the layer (unless `params`/`state` are
-    given), draws the input x (batch_size, *input_shape) ~ N(0, 1), the output cotangent dy ~ N(0, 1) and the
-    layer's own key (dropout masks); train: training mode (batch statistics, dropout) or evaluation mode;
-    finite_diff, directions, step: see the module docstring; batched, reentrant: the extra checks of the module
-    docstring. Returns a `Report` with one "layer" row per parameter leaf and one for the input, or, when what
-    `backward` returns is not shaped like (params, x), no rows and the problems.
-    """
-    if not isinstance(layer, Layer):
-        raise TypeError(f"check_layer(layer): a jaxnets Layer, got {type(layer).__name__}")
-    where = f"check_layer({layer.name})"
-    directions, step, _ = _options(where, finite_diff, directions, step, None)
-    key = arguments.key(key, where)
-    if key is None:
-        raise TypeError(f"{where}: key must be one JAX PRNG key (jax.random.key(0)), got None")
-    if isinstance(input_shape, int):
-        input_shape = (input_shape,)
-    input_shape = tuple(input_shape)
-    if not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in input_shape):
-        raise ValueError(f"{where}: input_shape must be positive ints without the batch axis, got {input_shape}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"{where}: batch_size must be a positive int, got {batch_size!r}")
-    k_init, k_x, k_dy, k_ctx, k_dir = jax.random.split(key, 5)
-    with jax.enable_x64(True):
-        if params is None or state is None:
-            _, p0, s0 = layer.init(k_init, input_shape)
-            params = p0 if params is None else params
-            state = s0 if state is None else state
-        params, state = differences.as_float64(params), differences.as_float64(state)
-        x = jax.random.normal(k_x, (batch_size,) + input_shape, jnp.float64)
-        ctx = Ctx(bool(train), k_ctx)
-        problems = structure.layer_problems(layer, params, state, x, ctx, where="checked alone")
-        if problems:
-            return Report((), "float64", None, problems=tuple(problems))
-        y = jax.eval_shape(lambda p, s, xx: layer.forward(p, s, xx, ctx)[0], params, state, x)
-        dy = jax.random.normal(k_dy, y.shape, jnp.float64)
-        mode = _mode(finite_diff, _size((params, x)), where)
-        rows = _layer_rows("layer", layer, "", params, state, x, ctx, dy, mode=mode, directions=directions,
-                           step=step, key=k_dir)
-        problems, notes = _layer_consistency(layer, f"layer {layer.name} (checked alone)", params, state, x, ctx, dy,
-                                             k_dir, batched=batched, reentrant=reentrant)
-    return Report(tuple(rows), "float64", _fd_label(mode, directions), tuple(problems), tuple(notes))
+__all__ = ["check_layer", "check_model", "compare", "COORDINATE_LIMIT"]
 
 
 # ---------------------------------------------------------------------------------------------- the model
@@ -220,7 +64,7 @@ def _owner(model: Layer, path) -> tuple[str, str, str]:
     while rest and layer.children and getattr(rest[0], "idx", None) is not None and rest[0].idx < len(layer.children):
         layer = layer.children[rest[0].idx]
         where.append(str(rest.pop(0).idx))
-    return layer.name, "/".join(where), _path_str(rest) or "(all)"
+    return layer.name, "/".join(where), path_str(rest) or "(all)"
 
 
 def _model_manual(model, loss, penalty, train, policy):
@@ -260,19 +104,19 @@ def _model_rows(model, loss, params, state, x, y, ctx, penalty, mode, directions
         g_man, g_auto = (gradients.cast_floats(g, policy.compute_dtype) for g in (g_man, g_auto))
     labels = [_owner(model, path) for path, _ in jax.tree_util.tree_leaves_with_path(params)]
     labels.append((model.name, "", "input"))
-    dtype = _dtype_name((params, x)) if policy is None else policy.name
+    dtype = dtype_name((params, x)) if policy is None else policy.name
     if mode is None:
-        return build_rows("model", labels, _host(g_man), _host(g_auto), dtype)
+        return build_rows("model", labels, host(g_man), host(g_auto), dtype)
     with jax.enable_x64(True):
         p64, s64, x64, y64 = (differences.as_float64(t) for t in (params, state, x, y))
-        if _dtype_name((params, x)) == "float64" and policy is None:
+        if dtype_name((params, x)) == "float64" and policy is None:
             m64, a64 = g_man, g_auto
         else:
             m64 = _built(_model_manual, *statics, None)(p64, s64, x64, y64, ctx.key)
             a64 = _built(_model_autodiff, *statics, None)(p64, s64, x64, y64, ctx.key)
         fd = finite_differences_of(_built(_model_cost, *statics, None), (p64, x64), (s64, y64, ctx.key), m64, a64,
                                    mode, directions=directions, step=step, key=key)
-        return build_rows("model", labels, _host(g_man), _host(g_auto), dtype, fd)
+        return build_rows("model", labels, host(g_man), host(g_auto), dtype, fd)
 
 
 def _model_arguments(where, model, loss, ctx, penalty, finite_diff, directions, step, key):
@@ -281,7 +125,7 @@ def _model_arguments(where, model, loss, ctx, penalty, finite_diff, directions, 
     loss = arguments.loss(loss, where)
     penalty = arguments.penalty(penalty, where)
     ctx = arguments.ctx(ctx, where)
-    directions, step, key = _options(where, finite_diff, directions, step, key)
+    directions, step, key = options(where, finite_diff, directions, step, key)
     return loss, penalty, ctx, directions, step, key
 
 
@@ -312,14 +156,14 @@ def compare(model: Layer, loss, params, state, x, y, ctx: Ctx = Ctx(train=True),
                                                                  directions, step, key)
     compute = arguments.compute_dtype(compute_dtype, "compare")
     policy = None if compute is None else Policy(compute.type)
-    dtype = _dtype_name((params, x)) if policy is None else policy.name
+    dtype = dtype_name((params, x)) if policy is None else policy.name
     problems = structure.model_problems(model, params, state, x, ctx) + _loss_problems(loss, model, params, state,
                                                                                        x, y, ctx)
     if problems:
         return Report((), dtype, None, problems=tuple(problems))
-    mode = _mode(finite_diff, _size((params, x)), "compare")
+    mode = check_mode(finite_diff, size_of((params, x)), "compare")
     rows = _model_rows(model, loss, params, state, x, y, ctx, penalty, mode, directions, step, key, policy)
-    return Report(tuple(rows), dtype, _fd_label(mode, directions))
+    return Report(tuple(rows), dtype, fd_label(mode, directions))
 
 
 def check_model(model: Layer, loss, params, state, x, y, ctx: Ctx = Ctx(train=True), penalty=None, *,
@@ -341,12 +185,12 @@ def check_model(model: Layer, loss, params, state, x, y, ctx: Ctx = Ctx(train=Tr
     """
     loss, penalty, ctx, directions, step, key = _model_arguments("check_model", model, loss, ctx, penalty,
                                                                  finite_diff, directions, step, key)
-    dtype = _dtype_name((params, x))
+    dtype = dtype_name((params, x))
     problems = structure.model_problems(model, params, state, x, ctx) + _loss_problems(loss, model, params, state,
                                                                                        x, y, ctx)
     if problems:
         return Report((), dtype, None, problems=tuple(problems))
-    mode = _mode(finite_diff, _size((params, x)), "check_model")
+    mode = check_mode(finite_diff, size_of((params, x)), "check_model")
     rows = _model_rows(model, loss, params, state, x, y, ctx, penalty, mode, directions, step, key)
     fd_args = dict(finite_diff=finite_diff, directions=directions, step=step, key=key)
     outputs = _built(_model_outputs, model, bool(ctx.train))(params, state, x, ctx.key)
@@ -365,16 +209,16 @@ def check_model(model: Layer, loss, params, state, x, y, ctx: Ctx = Ctx(train=Tr
         args = ("in place", layer, "/".join(map(str, path)), nodes.subtree(params, path),
                 nodes.subtree(state, path))
         node_ctx, dy = Ctx(ctx.train, key_in), cotangents[path]
-        node_mode = _mode(finite_diff, _size((args[3], x_in)))
-        node_rows = _layer_rows(*args, x_in, node_ctx, dy, mode=node_mode, directions=directions, step=step, key=key)
+        node_mode = check_mode(finite_diff, size_of((args[3], x_in)))
+        node_rows = layer_rows(*args, x_in, node_ctx, dy, mode=node_mode, directions=directions, step=step, key=key)
         if node_mode is None and Report(tuple(node_rows), dtype, None).failures():
-            nearby_rows = _layer_rows(*args, _nearby(x_in), node_ctx, dy, mode=None, directions=directions,
+            nearby_rows = layer_rows(*args, _nearby(x_in), node_ctx, dy, mode=None, directions=directions,
                                       step=step, key=key)
             if not Report(tuple(nearby_rows), dtype, None).failures():
                 node_rows = [r._replace(note="nearby input") for r in nearby_rows]
         rows += node_rows
     rows, notes = _coupled_kinks(rows, dtype)
-    return Report(tuple(rows), dtype, _fd_label(mode, directions), notes=tuple(notes))
+    return Report(tuple(rows), dtype, fd_label(mode, directions), notes=tuple(notes))
 
 
 def _coupled_kinks(rows, dtype):
@@ -429,29 +273,29 @@ def _loss_rows(loss, outputs, y, fd_args):
     name = getattr(loss, "name", "loss")
     g_man = loss.grad(outputs, y)
     g_auto = _built(_loss_grad_autodiff, loss)(outputs, y)
-    mode = _mode(fd_args["finite_diff"], int(np.size(outputs)))
+    mode = check_mode(fd_args["finite_diff"], int(np.size(outputs)))
     labels = [(name, "", "outputs")]
-    dtype = _dtype_name(outputs)
+    dtype = dtype_name(outputs)
     if mode is None:
-        return build_rows("loss", labels, _host(g_man), _host(g_auto), dtype)
+        return build_rows("loss", labels, host(g_man), host(g_auto), dtype)
     with jax.enable_x64(True):
         o64, y64 = differences.as_float64(outputs), differences.as_float64(y)
         m64, a64 = loss.grad(o64, y64), _built(_loss_grad_autodiff, loss)(o64, y64)
         fd = finite_differences_of(loss.value, o64, (y64,), m64, a64, mode, directions=fd_args["directions"],
                                    step=fd_args["step"], key=fd_args["key"])
-        return build_rows("loss", labels, _host(g_man), _host(g_auto), dtype, fd)
+        return build_rows("loss", labels, host(g_man), host(g_auto), dtype, fd)
 
 
 def _penalty_rows(penalty, params, fd_args):
     name = getattr(penalty, "name", "penalty")
-    labels = [(name, "", _path_str(path)) for path, _ in jax.tree_util.tree_leaves_with_path(params)]
+    labels = [(name, "", path_str(path)) for path, _ in jax.tree_util.tree_leaves_with_path(params)]
     g_man, g_auto = penalty.grad(params), jax.grad(penalty.value)(params)
-    mode = _mode(fd_args["finite_diff"], _size(params))
-    dtype = _dtype_name(params)
+    mode = check_mode(fd_args["finite_diff"], size_of(params))
+    dtype = dtype_name(params)
     if mode is None:
-        return build_rows("penalty", labels, _host(g_man), _host(g_auto), dtype)
+        return build_rows("penalty", labels, host(g_man), host(g_auto), dtype)
     with jax.enable_x64(True):
         p64 = differences.as_float64(params)
         fd = finite_differences_of(penalty.value, p64, (), penalty.grad(p64), jax.grad(penalty.value)(p64), mode,
                                    directions=fd_args["directions"], step=fd_args["step"], key=fd_args["key"])
-        return build_rows("penalty", labels, _host(g_man), _host(g_auto), dtype, fd)
+        return build_rows("penalty", labels, host(g_man), host(g_auto), dtype, fd)
