@@ -128,9 +128,9 @@ def part_torch(n, rounds, peers, log):
     """{config: {implementation: median s/epoch}} of fit against PyTorch and plain JAX (see the docstring)."""
     import numpy as np
 
-    from drivers import timed
+    from drivers import peer_runners, timed
     from peers import jaxnets_fit
-    from peers.cnn_peers import BUILDERS, MOMENTUM_CONFIGS, jaxnets_model, optax_sgd
+    from peers.cnn_peers import MOMENTUM_CONFIGS, jaxnets_model, optax_sgd
 
     from jaxnets.training import loops
 
@@ -151,12 +151,7 @@ def part_torch(n, rounds, peers, log):
                                         ("fit manual, 0.2.0 kernels", previous_kernels_model(cfg), "manual", "auto")):
             runners[label] = jaxnets_fit.runner(net, loss, optax_sgd(cfg), x, y, cfg.batch, 0, gradients=grads,
                                                 fit_kwargs={"loop": loop})
-        for peer in peers:
-            try:
-                runners[{"jax": "plain JAX jit step", "torch": "PyTorch CPU", "linen": "Flax linen"}[peer]] = \
-                    BUILDERS[peer](cfg, x, y, 0)
-            except ImportError as err:
-                log(f"  {peer}: skipped ({err})")
+        runners.update(peer_runners(peers, cfg, x, y, log))
         log(f"{name}: {n} images, batch {cfg.batch}, SGD {cfg.lr} momentum {cfg.momentum}, loop='auto' -> {auto}; "
             f"load average {os.getloadavg()}")
         res = timed(runners, rounds, log)

@@ -37,6 +37,21 @@ QUICK = {"images": 256, "mlp_batches": {"nielsen": 100, "mid": 10, "large": 2}, 
 FULL = {"images": 1280, "mlp_batches": {"nielsen": None, "mid": None, "large": 12}, "rounds": 5}
 
 
+PEER_LABELS = {"jax": "plain JAX jit step", "linen": "Flax linen", "torch": "PyTorch CPU"}
+
+
+def peer_runners(peers, cfg, x, y, log) -> dict:
+    """{label: runner} of the CNN peers (benchmarks/peers/cnn_peers.py) whose library imports; the others are
+    logged as skipped."""
+    runners = {}
+    for peer in peers:
+        try:
+            runners[PEER_LABELS[peer]] = BUILDERS[peer](cfg, x, y, 0)
+        except ImportError as err:
+            log(f"  {peer}: skipped ({err})")
+    return runners
+
+
 def timed(runners: dict, rounds: int, log) -> dict:
     """{name: (median s, [s per round], warm-up s)} of interleaved epochs."""
     warm, times = {}, {name: [] for name in runners}
@@ -79,12 +94,7 @@ def part_cnn(sizes, rounds, peers, log):
         runners = {"fit manual (auto: step)": _fit_runner(cfg, x, y, **common),
                    "fit autodiff (auto: step)": _fit_runner(cfg, x, y, gradients="autodiff", **common),
                    "fit manual loop=scan": _fit_runner(cfg, x, y, loop="scan", **common)}
-        for peer in peers:
-            try:
-                runners[{"jax": "plain JAX jit step", "linen": "Flax linen", "torch": "PyTorch CPU"}[peer]] = \
-                    BUILDERS[peer](cfg, x, y, 0)
-            except ImportError as err:
-                log(f"  {peer}: skipped ({err})")
+        runners.update(peer_runners(peers, cfg, x, y, log))
         log(f"{name}: {n} images, batch {cfg.batch}")
         res = timed(runners, rounds, log)
         base = res["fit manual (auto: step)"][0]
