@@ -89,6 +89,7 @@ def fit_ensemble(model, loss, optimizer, train_data, *, epochs: int, batch_size:
     loss = validate.check_loss(loss, "fit_ensemble(model, loss, optimizer, train_data)")
     optimizer = validate.check_optimizer(optimizer, "fit_ensemble")
     validate.check_gradients(gradients)
+    penalty = validate.check_penalty(penalty, "fit_ensemble")
     epochs = validate.positive_int(epochs, "epochs")
     batch_size = validate.positive_int(batch_size, "batch_size")
     keys = lanes.check_keys(keys)

@@ -134,6 +134,9 @@ def test_a_penalty_by_name_is_refused_with_the_fix():
         _fit(_batches(), penalty="l2")
     with pytest.raises(TypeError, match="penalty must be a Penalty"):
         make_step(tiny_model(), LOSS, optim.sgd(0.1), penalty=0.1)
+    with pytest.raises(TypeError, match=r"fit_ensemble: penalty='l2' is a name"):
+        jn.fit_ensemble(tiny_model(), LOSS, "sgd", (X, Y), epochs=1, batch_size=8, keys=jax.random.split(KEY, 2),
+                        penalty="l2", progress=False)
 
 
 @pytest.mark.parametrize("build", [
