@@ -53,12 +53,28 @@ class Meta(NamedTuple):
              "log_probabilities" (LogSoftmax); None for anything else (logits, features). Ensemble voting reads it.
     fires:   `fires(cache) -> bool array` of the units that are active on each example (ReLU: z > 0), for the
              dead-unit diagnostics; None for layers without such a notion.
+    autodiff_backward: True when `backward` is `jax.vjp` of `forward` rather than hand-written (a layer made by
+             `layers.from_function` or an interop adapter); `summary` and the checker say so, and tools that need a
+             hand-written backward refuse it.
     """
 
     bias: Optional[str] = None
     weights: tuple = ()
     outputs: Optional[str] = None
     fires: Optional[Callable[[Any], jax.Array]] = None
+    autodiff_backward: bool = False
+
+
+class Recipe(NamedTuple):
+    """How to rebuild a model without its code: a factory of `jaxnets.models` and its arguments.
+
+    factory: the factory's name in `jaxnets.models` ("mlp", "cnn", ...);
+    kwargs:  its keyword arguments as sorted (name, value) pairs, lists made tuples (so a Layer stays hashable).
+    A checkpoint stores the recipe so that `jaxnets.load_model(path)` needs no code.
+    """
+
+    factory: str
+    kwargs: tuple = ()
 
 
 class Layer(NamedTuple):
@@ -67,7 +83,14 @@ class Layer(NamedTuple):
     children: the layers a combinator is made of (params and state are tuples with one entry per child);
     rebuild:  `rebuild(*children) -> Layer`, the same combinator around other children (tools such as
               `gradcheck.check_model` wrap every child this way); None for leaf layers;
-    meta:     a `Meta` describing the layer to tools (diagnostics, voting).
+    meta:     a `Meta` describing the layer to tools (diagnostics, voting);
+    recipe:   a `Recipe` when the layer came from a `jaxnets.models` factory (what `load_model` rebuilds), else None.
+
+    A Layer is static to JAX (it has no array leaves and hashes by its functions), so a model can be passed as an
+    ordinary argument: `jax.jit(jaxnets.apply)(model, params, state, x)`, `jax.vmap(f, in_axes=(None, 0))`.
+
+    Every layer is a value; calling a layer with no arguments returns it, so `Relu` and `Relu()` are the same
+    layer and the docs write every layer as a call (`Dense(10)`, `Relu()`, `Flatten()`).
     """
 
     init: Callable[..., tuple[Shape, PyTree, PyTree]]
@@ -77,6 +100,20 @@ class Layer(NamedTuple):
     children: tuple = ()
     rebuild: Optional[Callable[..., "Layer"]] = None
     meta: Meta = Meta()
+    recipe: Optional[Recipe] = None
+
+    def __call__(self, *args, **kwargs) -> "Layer":
+        if args or kwargs:
+            raise TypeError(
+                f"{self.name} is already a layer; it takes no arguments (write {self.name} or {self.name}()). To run "
+                f"it, use jaxnets.apply(model, params, state, x); a layer with options is built by its "
+                f"constructor, e.g. LeakyRelu(0.1) or Dense(10)")
+        return self
+
+
+# A model is configuration, not data: no array leaves, hashed by its functions. So `jax.jit`, `vmap` and `grad` take
+# it as an ordinary argument (it becomes part of the compiled program's static key).
+jax.tree_util.register_static(Layer)
 
 
 def serial(*layers: Layer, name: str | None = None) -> Layer:
@@ -89,10 +126,7 @@ def serial(*layers: Layer, name: str | None = None) -> Layer:
         raise ValueError("serial() needs at least one layer, e.g. serial(Dense(10), Sigmoid)")
     for i, layer in enumerate(layers):
         if not isinstance(layer, Layer):
-            raise TypeError(
-                f"serial(): argument {i} is {type(layer).__name__}, not a Layer; "
-                "did you pass a layer constructor without calling it (Dense instead of Dense(10))?"
-            )
+            raise TypeError(f"serial(): argument {i} is {type(layer).__name__}, not a Layer; {not_a_layer_hint(layer)}")
     label = name or "serial(" + ", ".join(layer.name for layer in layers) + ")"
 
     def init(key, input_shape):
@@ -121,6 +155,22 @@ def serial(*layers: Layer, name: str | None = None) -> Layer:
         return tuple(dparams), dy
 
     return Layer(init, forward, backward, label, tuple(layers), rebuild=lambda *children: serial(*children, name=name))
+
+
+def not_a_layer_hint(value) -> str:
+    """The fix for a value placed where a Layer belongs: a constructor not called, or a module from another library."""
+    module = type(value).__module__ or ""
+    if module.startswith("flax"):
+        return ("it is a Flax module; wrap it with jaxnets.interop.from_flax(module, example_input) (pip install "
+                "'jaxnets[interop]')")
+    if module.startswith("equinox") or any(c.__module__.startswith("equinox") for c in type(value).__mro__):
+        return "it is an Equinox module; wrap it with jaxnets.interop.from_equinox(module) (pip install 'jaxnets[interop]')"
+    if callable(value):
+        name = getattr(value, "__name__", "it")
+        return (f"{name} looks like a layer constructor passed without calling it; call it with its options, "
+                f"e.g. {name}(...) (Dense(10), LeakyRelu(0.1)), or wrap a plain JAX function with "
+                f"jaxnets.layers.from_function(fn)")
+    return "build layers with jaxnets' constructors (Dense(10), Relu(), Conv2D(20, 5), ...)"
 
 
 def _check_tuple(label, what, tree, n):

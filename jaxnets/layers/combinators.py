@@ -18,7 +18,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jaxnets.core import Layer, serial
+from jaxnets.core import Layer, not_a_layer_hint, serial
 from jaxnets.layers.activations import Identity
 
 
@@ -130,7 +130,8 @@ def branches(*layers: Layer, name: str | None = None) -> Layer:
         raise ValueError("branches() needs at least one layer, e.g. branches(Dense(10), Identity)")
     for i, layer in enumerate(layers):
         if not isinstance(layer, Layer):
-            raise TypeError(f"branches(): argument {i} is {type(layer).__name__}, not a Layer")
+            raise TypeError(f"branches(): argument {i} is {type(layer).__name__}, not a Layer; "
+                            f"{not_a_layer_hint(layer)}")
     label = name or "branches(" + ", ".join(layer.name for layer in layers) + ")"
     n = len(layers)
 
@@ -179,7 +180,7 @@ def residual(*layers: Layer, shortcut: Layer | None = None, name: str | None = N
     skip = Identity if shortcut is None else shortcut
     if not isinstance(body, Layer) or not isinstance(skip, Layer):
         bad = body if not isinstance(body, Layer) else skip
-        raise TypeError(f"residual(): {type(bad).__name__} is not a Layer")
+        raise TypeError(f"residual(): {type(bad).__name__} is not a Layer; {not_a_layer_hint(bad)}")
     return _residual(body, skip, name or f"residual({body.name}" + (f", shortcut={skip.name})" if shortcut else ")"))
 
 
