@@ -108,3 +108,169 @@ def test_losses_declare_logits_and_check_targets():
         with pytest.raises(ValueError, match=r"must lie in \[0, 1\]"):
             loss.check((2,), np.array([[0.0, 2.0]], np.float32))
         loss.check((2,), np.array([[0.0, 0.7]], np.float32))
+
+
+# ------------------------------------------------------------------ open losses: new costs, aliases, from_function
+def _relative_error(g, ref):
+    """max|g − ref| / (max(max|g|, max|ref|) + 1e-2·max|ref|): the checker's rule, a scale floor for zeros."""
+    g, ref = np.asarray(g), np.asarray(ref)
+    scale = max(np.max(np.abs(g)), np.max(np.abs(ref)))
+    return np.max(np.abs(g - ref)) / (scale + 1e-2 * np.max(np.abs(ref)) + 1e-300)
+
+
+def _grad_error(loss, a, y):
+    """The hand-written output gradient against jax.grad of the value (float64)."""
+    return _relative_error(loss.grad(a, y), jax.grad(loss.value)(a, y))
+
+
+def _cases():
+    """(loss, outputs, targets) in float64: outputs where each loss is defined, dense targets and labels."""
+    k1, k2, k3 = jax.random.split(jax.random.key(3), 3)
+    z = jax.random.normal(k1, (6, 4), jnp.float64)
+    p = jax.nn.softmax(z, axis=-1)
+    y_real = jax.random.normal(k2, (6, 4), jnp.float64)
+    y_dist = jax.nn.softmax(2 * jax.random.normal(k3, (6, 4), jnp.float64), axis=-1)
+    labels = jnp.array([0, 3, 1, 2, 2, 0])
+    out = []
+    for loss in (losses.mean_squared_error, losses.mean_absolute_error, losses.huber(), losses.huber(0.3)):
+        out += [(loss, z, y_real), (loss, z, labels)]
+    for loss in (losses.categorical_cross_entropy, losses.kl_divergence):
+        out += [(loss, p, y_dist), (loss, p, labels)]
+    for loss in (losses.softmax_kl_divergence, losses.softmax_cross_entropy_with_label_smoothing(0.1),
+                 losses.softmax_cross_entropy_with_label_smoothing(1.0)):
+        out += [(loss, z, y_dist), (loss, z, labels)]
+    y01 = jax.random.uniform(k2, (6, 4), jnp.float64)
+    out += [(losses.get("bce"), jax.nn.sigmoid(z), y01), (losses.get("bce_with_logits"), z, y01)]
+    return out
+
+
+def test_new_losses_hand_written_gradients_equal_autodiff(x64):
+    for loss, a, y in _cases():
+        assert _grad_error(loss, a, y) < 1e-10, (loss.name, y.dtype)
+
+
+def test_a_wrong_gradient_fails_the_same_check(x64):
+    # the mutations a hand-written gradient typically suffers: a lost factor, a wrong threshold, the softmax sum
+    def r(a, y):
+        return a - losses.as_dense_targets(a, y)
+
+    mutated = {
+        "mean_squared_error": lambda a, y: r(a, y) / a.size,
+        "mean_absolute_error": lambda a, y: jnp.sign(r(a, y)) / a.shape[0],
+        "huber(delta=0.3)": lambda a, y: jnp.clip(r(a, y), -0.5, 0.5) / a.size,
+        "kl_divergence": lambda a, y: -losses.as_dense_targets(a, y) / a,
+        "softmax_cross_entropy_with_label_smoothing(0.1)":
+            lambda z, y: (jax.nn.softmax(z) - losses.as_dense_targets(z, y)) / z.shape[0],
+    }
+    seen = set()
+    for loss, a, y in _cases():
+        if loss.name in mutated:
+            seen.add(loss.name)
+            assert _grad_error(loss, a, y) < 1e-10
+            assert _grad_error(loss._replace(grad=mutated[loss.name]), a, y) > 1e-3, loss.name
+    assert seen == set(mutated)
+
+
+def test_new_losses_are_the_keras_and_pytorch_numbers(x64):
+    rng = np.random.default_rng(1)
+    z, y = rng.normal(size=(5, 3)), rng.normal(size=(5, 3))
+    r = z - y
+    np.testing.assert_allclose(losses.get("mse").value(jnp.asarray(z), y), np.mean(r ** 2), rtol=1e-13)
+    np.testing.assert_allclose(losses.get("mae").value(jnp.asarray(z), y), np.mean(np.abs(r)), rtol=1e-13)
+    for delta in (1.0, 0.5):
+        rho = np.where(np.abs(r) <= delta, 0.5 * r ** 2, delta * (np.abs(r) - 0.5 * delta))
+        np.testing.assert_allclose(losses.huber(delta).value(jnp.asarray(z), y), np.mean(rho), rtol=1e-13)
+    smooth_l1 = np.where(np.abs(r) < 1, 0.5 * r ** 2, np.abs(r) - 0.5)   # torch SmoothL1Loss(beta=1)
+    np.testing.assert_allclose(losses.get("smooth_l1").value(jnp.asarray(z), y), np.mean(smooth_l1), rtol=1e-13)
+    # Keras binary_crossentropy / torch BCELoss: the mean over every entry; with one unit it is jaxnets' cost
+    a, t = 1 / (1 + np.exp(-z)), rng.uniform(size=(5, 3))
+    bce = -(t * np.log(a) + (1 - t) * np.log(1 - a))
+    np.testing.assert_allclose(losses.get("binary_crossentropy").value(jnp.asarray(a), t), bce.mean(), rtol=1e-13)
+    np.testing.assert_allclose(losses.get("bce_with_logits").value(jnp.asarray(z), t), bce.mean(), rtol=1e-12)
+    np.testing.assert_allclose(losses.get("bce").value(jnp.asarray(a[:, :1]), t[:, :1]),
+                               losses.binary_cross_entropy.value(jnp.asarray(a[:, :1]), t[:, :1]), rtol=1e-14)
+    # cross-entropies and KL over classes: probabilities (Keras's default) and logits (PyTorch's)
+    labels = np.array([0, 2, 1, 1, 0])
+    p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    nll = -np.mean(np.log(p[np.arange(5), labels]))
+    np.testing.assert_allclose(losses.get("sparse_categorical_crossentropy").value(jnp.asarray(p), labels), nll,
+                               rtol=1e-13)
+    np.testing.assert_allclose(losses.get("cross_entropy").value(jnp.asarray(z), labels), nll, rtol=1e-13)
+    q = rng.dirichlet(np.ones(3), size=5)
+    q[0] = [0.0, 0.4, 0.6]   # 0 ln 0 = 0
+    kl = np.sum(np.where(q > 0, q * np.log(np.where(q > 0, q, 1) / p), 0)) / 5
+    np.testing.assert_allclose(losses.get("kld").value(jnp.asarray(p), q), kl, rtol=1e-12)
+    np.testing.assert_allclose(losses.softmax_kl_divergence.value(jnp.asarray(z), q), kl, rtol=1e-12)
+    # label smoothing: y' = (1 − α) y + α/K, as Keras's label_smoothing and torch's CrossEntropyLoss(label_smoothing)
+    onehot = np.eye(3)[labels]
+    smoothed = 0.9 * onehot + 0.1 / 3
+    expected = -np.sum(smoothed * np.log(p)) / 5
+    ls = losses.softmax_cross_entropy_with_label_smoothing(0.1)
+    np.testing.assert_allclose(ls.value(jnp.asarray(z), labels), expected, rtol=1e-13)
+    np.testing.assert_allclose(losses.softmax_cross_entropy_with_label_smoothing(0).value(jnp.asarray(z), labels),
+                               nll, rtol=1e-13)
+
+
+def test_kinks_take_the_subgradient_autodiff_takes(x64):
+    a = jnp.array([[0.0, 1.0, -2.0, 0.3]])
+    y = jnp.array([[0.0, 0.0, -1.7, 0.0]])   # residuals 0, 1 (= delta), -0.3, 0.3
+    for loss in (losses.mean_absolute_error, losses.huber(1.0), losses.huber(0.3)):
+        np.testing.assert_array_equal(loss.grad(a, y), jax.grad(loss.value)(a, y))
+    assert float(losses.mean_absolute_error.grad(a, y)[0, 0]) == 0.0
+
+
+def test_new_losses_declare_what_they_take():
+    assert losses.categorical_cross_entropy.on_probabilities and losses.kl_divergence.on_probabilities
+    assert losses.softmax_kl_divergence.on_logits and losses.get("bce_with_logits").on_logits
+    assert losses.get("binary_crossentropy").on_probabilities
+    assert losses.softmax_cross_entropy_with_label_smoothing(0.2).on_logits
+    with pytest.raises(ValueError, match="kl_divergence: float targets must be probability distributions"):
+        losses.kl_divergence.check((3,), np.array([[0.5, 0.6, 0.0]]))
+    with pytest.raises(ValueError, match=r"huber\(delta\): a finite number in \(0, inf\]"):
+        losses.huber(0)
+    with pytest.raises(ValueError, match=r"label_smoothing\(alpha\): a finite number in \[0, 1\]"):
+        losses.softmax_cross_entropy_with_label_smoothing(1.5)
+    with pytest.raises(TypeError, match="mean_over_units"):
+        losses.mean_over_units("bce")
+    assert losses.get("huber") is losses.get("smooth_l1") and losses.get("bce") is losses.get("binary_crossentropy")
+    assert all(not loss.autodiff_grad for loss in list(losses.NAMES.values()) + list(losses.ALIASES.values()))
+    assert losses.Loss(lambda a, y: 0.0, lambda a, y: a, "old").autodiff_grad is False
+
+
+def test_unknown_name_lists_names_and_aliases():
+    with pytest.raises(ValueError, match=r"unknown loss 'hinge'.*names: .*quadratic.*aliases.*mse \(mean_squared_"):
+        losses.get("hinge")
+
+
+def test_from_function_gradient_is_autodiff_and_marked(x64):
+    def my_mse(a, y):
+        return jnp.mean((a - y) ** 2)
+
+    loss = losses.from_function(my_mse)
+    assert loss.autodiff_grad and loss.name == "my_mse" and not loss.on_logits
+    a, y = jax.random.normal(jax.random.key(0), (4, 3)), jnp.ones((4, 3))
+    np.testing.assert_allclose(loss.value(a, y), losses.mean_squared_error.value(a, y), rtol=1e-14)
+    np.testing.assert_allclose(loss.grad(a, y), losses.mean_squared_error.grad(a, y), rtol=1e-13)
+    assert losses.from_function(lambda a, y: jnp.sum(a), name="total").name == "total"
+    per_example = losses.from_function(lambda a, y: jnp.sum((a - y) ** 2, axis=-1), name="per_example")
+    with pytest.raises(ValueError, match=r"per_example \(from_function\): returned shape \(4,\), not a scalar"):
+        per_example.value(a, y)
+    with pytest.raises(TypeError, match="already a Loss"):
+        losses.from_function(losses.quadratic)
+    with pytest.raises(TypeError, match=r"from_function\(f\): a function"):
+        losses.from_function(3)
+
+
+def test_resolve_accepts_a_loss_a_name_an_alias_or_a_function():
+    from jaxnets.layers import Dense
+
+    assert losses.resolve(losses.quadratic, "fit") is losses.quadratic
+    assert losses.resolve("cross_entropy", "fit") is losses.softmax_cross_entropy
+    made = losses.resolve(lambda a, y: jnp.mean(a), "fit")
+    assert made.autodiff_grad and made.name == "<lambda>"
+    with pytest.raises(ValueError, match=r"^fit: unknown loss 'hinge'"):
+        losses.resolve("hinge", "fit")
+    with pytest.raises(TypeError, match=r"^evaluate: loss is the layer Dense\(3\), not a loss"):
+        losses.resolve(Dense(3), "evaluate")
+    with pytest.raises(TypeError, match=r"^fit: loss must be a jaxnets Loss.*got int"):
+        losses.resolve(3, "fit")
