@@ -101,7 +101,8 @@ def fit_ensemble(model, loss, optimizer, train_data, *, epochs: int, batch_size:
     params, state = jax.eval_shape(lambda k: model.init(k, shape)[1:], keys[0])
     config = TrainConfig(batch_size=batch_size, gradients=gradients, drop_last=drop_last, shuffle=shuffle,
                          augment=augment, loop=loops.resolve(loop, model, params, state, shape, x.dtype),
-                         policy=policy_of(compute_dtype, loss_scale), eval_batch_size=eval_batch_size)
+                         policy=policy_of(compute_dtype, loss_scale), eval_batch_size=eval_batch_size,
+                         plateau_per_step=False)
     keep_best = early_stopping is not None and early_stopping.restore_best
     out = lanes.train_lanes(build, loss, config, x, y, val, {}, keys, epochs=epochs, classification=classification,
                             input_shape=shape, rule=rule, monitor=monitor, keep_best=keep_best, chunk_size=chunk_size,

@@ -19,8 +19,11 @@ from jaxnets.optim.base import (
     chain,
     identity,
     init_empty_state,
+    learning_rate_of,
     masked,
 )
+from jaxnets.optim.freeze import freeze, selective_transform, set_to_zero
+from jaxnets.optim.plateau import ReduceLROnPlateauState, reduce_on_plateau
 from jaxnets.optim.clipping import clip, clip_by_global_norm, global_norm
 from jaxnets.optim.parity import ParityReport, parity, relative_difference
 from jaxnets.optim.schedules import (
@@ -62,4 +65,5 @@ __all__ = [
     "linear_schedule", "masked", "parity", "piecewise_constant_schedule", "relative_difference", "rmsprop",
     "scale", "scale_by_adam", "scale_by_learning_rate", "scale_by_rms", "scale_by_rss", "scale_by_schedule",
     "scale_by_stddev", "sgd", "trace", "warmup_cosine_decay_schedule", "get", "NAMES",
+    "freeze", "selective_transform", "set_to_zero", "reduce_on_plateau", "ReduceLROnPlateauState", "learning_rate_of",
 ]

@@ -16,6 +16,7 @@ accepts optax transformations (passing each one only the extra keyword arguments
 from __future__ import annotations
 
 import inspect
+import weakref
 from typing import Any, Callable, NamedTuple, Union
 
 import jax
@@ -36,6 +37,30 @@ class GradientTransformation(NamedTuple):
 
     init: Callable[[Params], OptState]
     update: Callable[..., tuple[Updates, OptState]]
+
+
+# The learning rate each transformation was built with, keyed on its `update` function (a GradientTransformation is
+# a plain pair of functions, so this side table is how `fit` can report the learning rate in the history).
+_LEARNING_RATES: "weakref.WeakKeyDictionary[Callable, Any]" = weakref.WeakKeyDictionary()
+
+
+def remember_learning_rate(tx: "GradientTransformation", learning_rate: Any) -> "GradientTransformation":
+    """Record that `tx` scales by `learning_rate` (a number or a schedule `count -> lr`); returns `tx`."""
+    try:
+        _LEARNING_RATES[tx[1]] = learning_rate
+    except TypeError:   # an update function that cannot be weakly referenced: nothing is recorded
+        pass
+    return tx
+
+
+def learning_rate_of(tx: Any) -> Any:
+    """The learning rate (number or schedule) `tx` was built with, or None when it cannot be known: jaxnets'
+    optimizers and `scale_by_learning_rate` record theirs, and `chain`/`masked` pass on a single inner one. An
+    optax optimizer's is not recorded (wrap it with `optax.inject_hyperparams` to make it readable from the state)."""
+    try:
+        return _LEARNING_RATES.get(tx[1])
+    except (TypeError, IndexError):
+        return None
 
 
 class EmptyState(NamedTuple):
@@ -107,7 +132,9 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
             new_state.append(s)
         return updates, tuple(new_state)
 
-    return GradientTransformation(init, update)
+    rates = [r for r in (learning_rate_of(tx) for tx in transforms) if r is not None]
+    out = GradientTransformation(init, update)
+    return remember_learning_rate(out, rates[0]) if len(rates) == 1 else out
 
 
 class MaskedState(NamedTuple):
@@ -161,7 +188,9 @@ def masked(inner: GradientTransformation, mask: Any | Callable[[Any], Any]) -> G
         out = jax.tree.map(lambda m, n, old: n if m else old, mask_tree, new, updates)
         return out, MaskedState(inner_state=inner_state)
 
-    return GradientTransformation(init, update)
+    rate = learning_rate_of(inner)
+    out = GradientTransformation(init, update)
+    return out if rate is None else remember_learning_rate(out, rate)
 
 
 def apply_updates(params: Params, updates: Updates) -> Params:

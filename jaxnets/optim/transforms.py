@@ -12,7 +12,8 @@ import jax
 import jax.numpy as jnp
 
 from jaxnets.optim import _util
-from jaxnets.optim.base import GradientTransformation, ScalarOrSchedule, identity, init_empty_state
+from jaxnets.optim.base import (GradientTransformation, ScalarOrSchedule, identity, init_empty_state,
+                                remember_learning_rate)
 
 
 def _zeros(params):
@@ -71,8 +72,8 @@ def scale_by_learning_rate(learning_rate: ScalarOrSchedule | None, *, flip_sign:
         return identity()
     sign = -1 if flip_sign else 1
     if callable(learning_rate):
-        return scale_by_schedule(lambda count: sign * learning_rate(count))
-    return scale(sign * learning_rate)
+        return remember_learning_rate(scale_by_schedule(lambda count: sign * learning_rate(count)), learning_rate)
+    return remember_learning_rate(scale(sign * learning_rate), learning_rate)
 
 
 # --------------------------------------------------------------------------------------------- momentum

@@ -79,7 +79,7 @@ def run_configs(configs, model, loss, optimizer, train_data, *, epochs, batch_si
         params, state = jax.eval_shape(lambda k: spec.model.init(k, shape)[1:], key)
         config = TrainConfig(batch_size=batch_size, gradients=gradients, drop_last=drop_last, augment=augment,
                              loop=loops.resolve(loop, spec.model, params, state, shape, x.dtype), policy=policy,
-                             eval_batch_size=eval_batch_size)
+                             eval_batch_size=eval_batch_size, plateau_per_step=False)
         hps = numeric_arrays([configs[i] for i in indices], numeric)
         out = lanes.train_lanes(build, loss, config, x, y, val, hps, _lane_keys(key, [configs[i] for i in indices]),
                                 epochs=epochs, classification=classification, input_shape=shape, rule=rule,

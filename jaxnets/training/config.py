@@ -67,7 +67,10 @@ class TrainConfig:
     augment: `fn(key, xb) -> xb` per batch; mesh: data-parallel `jax.sharding.Mesh`; loop: "scan" (the epoch as
     one `lax.scan`) or "step" (one jitted step per mini-batch); donate: let the compiled programs reuse the
     train state's buffers; progress_every: report progress every k steps from inside a scanned epoch (0: off);
-    policy: mixed precision (`Policy`) or None; eval_batch_size: chunk size of evaluation passes."""
+    policy: mixed precision (`Policy`) or None; eval_batch_size: chunk size of evaluation passes;
+    plateau_per_step: a reduce-on-plateau state in the optimizer is judged on every batch's cost (optax's own use)
+    when True, else the steps only apply its scale and the engine judges it once per epoch on the monitored value
+    (`fit`'s default, as Keras's ReduceLROnPlateau)."""
 
     batch_size: Optional[int]
     gradients: str = "manual"
@@ -80,6 +83,7 @@ class TrainConfig:
     progress_every: int = 0
     policy: Optional[Policy] = None
     eval_batch_size: Optional[int] = 1024
+    plateau_per_step: bool = True
 
     def __post_init__(self):
         if self.loop not in LOOPS:

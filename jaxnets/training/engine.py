@@ -7,10 +7,11 @@ with the vmap left out, so both share every line below: per epoch,
 1. train: the scan driver's compiled epoch, or the step driver's jitted step per mini-batch (from arrays, with
    the batch cut inside the step, or from a stream, each batch prefetched) — `jaxnets.training.epoch`;
 2. evaluate on the validation data (one compiled pass, `Evaluator`), then one host fetch of all metrics;
-3. per lane: a history row; divergence (a lane whose step was non-finite stops with its last finite state, and a
+3. per lane: a history row (with "lr"/"lr_scale" when the optimizer's learning rate can be read); divergence (a lane whose step was non-finite stops with its last finite state, and a
    single fit raises `TrainingDivergedError`); early stopping and the best epoch (`EarlyStopping`'s tracker, the
    only implementation); the best params kept on the device;
-4. callbacks (a callback that keeps the train state it is given gets arrays that stay valid: the engine then
+4. a reduce-on-plateau judgement on the monitored value (when the optimizer has one and the config judges per
+   epoch); callbacks (a callback that keeps the train state it is given gets arrays that stay valid: the engine then
    continues from a copy; otherwise nothing is copied and the next epoch reuses the buffers), progress, a
    checkpoint when due (`jaxnets.training.resume`).
 
@@ -27,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxnets.optim import plateau
 from jaxnets.training.config import Builder, TrainConfig
 from jaxnets.training.early_stopping import EarlyStopping
 from jaxnets.training.epoch import epoch_layout, start
@@ -199,6 +201,8 @@ def run(plan: Plan, resume_point=None) -> Outcome:
     reporter = Reporter(plan.epochs, min(epoch0, plan.epochs), steps_per_epoch(plan), progress=plan.progress and main,
                         verbose=plan.verbose and main, desc=plan.desc)
     epoch_seconds, t_start = [], time.perf_counter()
+    judging = not config.plateau_per_step and plateau.has_plateau(plan.ts.opt_state)
+    observing = bool(jax.eval_shape(progs.observe, plan.ts, plan.hps))
 
     def outcome():
         best_epochs = [t.best_epoch if plan.monitor else None for t in trackers]
@@ -220,7 +224,8 @@ def run(plan: Plan, resume_point=None) -> Outcome:
             vm = None
             if plan.val is not None:
                 vm = progs.evaluate(trained.params, trained.state, plan.hps, plan.val[0], plan.val[1])
-            m, vm = jax.device_get((m, vm))
+            obs = progs.observe(trained, plan.hps) if observing else None
+            m, vm, obs = jax.device_get((m, vm, obs))
             _check_batches(m, epoch, lanes)
             ts = trained
             seconds = time.perf_counter() - t0
@@ -241,6 +246,7 @@ def run(plan: Plan, resume_point=None) -> Outcome:
                         raise Diverged(outcome(), epoch, diverged_at[j][1], steps_per_epoch(plan))
                     continue
                 row = _row(epoch, mj, vj, plan.classification, seconds)
+                row.update({name: float(v) for name, v in (_lane(obs, j, lanes) or {}).items()})
                 histories[j].append(row)
                 rows.append(row)
                 better, patience_out = trackers[j].update(epoch, row.get(rule.monitor))
@@ -253,6 +259,8 @@ def run(plan: Plan, resume_point=None) -> Outcome:
             if exhausted:
                 warnings.warn(exhausted, RuntimeWarning, stacklevel=3)
                 stop = [s or "data_exhausted" for s in stop]
+            if judging and rows:
+                ts = progs.judge(ts, plan.hps, jnp.asarray(_monitored(histories, epoch, rule.monitor, lanes)))
             if plan.keep_best and improved.any():   # `ts` is never donated (each epoch trains a copy)
                 best = (ts.params, ts.state) if lanes is None else _select(jnp.asarray(improved),
                                                                           (ts.params, ts.state), best)
@@ -276,6 +284,16 @@ def run(plan: Plan, resume_point=None) -> Outcome:
     finally:
         reporter.close()
     return outcome()
+
+
+def _monitored(histories, epoch: int, monitor: str, lanes):
+    """The monitored value of this epoch per lane, for the plateau, which minimises: an accuracy is negated; a lane
+    without a row (it stopped) gets +inf."""
+    values = np.array([h.rows[-1].get(monitor) if len(h) and h.rows[-1]["epoch"] == epoch else None
+                       for h in histories], dtype=float)
+    values = -values if monitor.endswith("accuracy") else values
+    values = np.where(np.isfinite(values), values, np.inf).astype(np.float32)
+    return values if lanes else values[0]
 
 
 def attach_result(err: BaseException, result, note: str) -> None:

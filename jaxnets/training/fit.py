@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxnets.training import engine, loops, validate
+from jaxnets.training import trainable as trainable_leaves
 from jaxnets.training.validate import policy_of  # noqa: F401  (also imported from here by ensembles, sweeps)
 from jaxnets.training.config import Builder, TrainConfig
 from jaxnets.training.early_stopping import EarlyStopping
@@ -123,7 +124,9 @@ def fit(model, loss, optimizer, train_data, *, epochs: int, batch_size: int | No
         checkpoint_every: int = 1, resume: bool = False, overwrite: bool = False, progress: bool = True,
         verbose: bool = False, mesh=None, drop_last: bool = False, augment=None, params=None, state=None,
         callbacks=None, eval_batch_size: int = DEFAULT_CHUNK, loop: str = "auto", shuffle: bool = True,
-        steps_per_epoch: int | None = None, compute_dtype=None, loss_scale: float | None = None) -> FitResult:
+        steps_per_epoch: int | None = None, compute_dtype=None, loss_scale: float | None = None,
+        trainable=None, plateau: str = "epoch", validation_split: float | None = None,
+        keep_checkpoints: int = 2) -> FitResult:
     """Train `model` on `train_data` for `epochs` passes of mini-batches.
 
     train_data: (x, y) arrays — x (N, ...) floats, y (N,) int labels or float targets of the output shape — or a
@@ -141,16 +144,30 @@ def fit(model, loss, optimizer, train_data, *, epochs: int, batch_size: int | No
     state handed to callbacks stays valid after `fit` returns. loop: "auto" | "scan" | "step" (see
     `jaxnets.training.loops`; both give the same params). shuffle: reshuffle the arrays every epoch (False:
     keep their order). compute_dtype: mixed precision, e.g. jnp.bfloat16 (float32 master params; see
-    `Policy`); loss_scale: static loss scaling for float16. Returns a `FitResult`; raises
+    `Policy`); loss_scale: static loss scaling for float16. trainable: which params train — a tree of bools
+    with the params' structure or a prefix of it (True = trained), or a predicate `fn(path, leaf) -> bool`; a frozen
+    leaf gets no update, no penalty and no weight decay (`jaxnets.training.trainable`). plateau: "epoch" (a
+    reduce-on-plateau transformation in the optimizer is judged once per epoch on the monitored value: early
+    stopping's monitor, else val_loss, else train_loss, as Keras's ReduceLROnPlateau) or "step" (on each batch's
+    cost, as optax's examples do). validation_split: hold out this fraction of the (x, y) arrays, the last
+    examples before any shuffling (Keras's rule), as val_data. keep_checkpoints: how many of the newest
+    checkpoints `checkpoint_dir` keeps. Returns a `FitResult`; raises
     `TrainingDivergedError` on a NaN/Inf step and `CheckpointWriteError` when a checkpoint cannot be written
     (both carry the result so far).
 
     History: train_loss / train_accuracy are running means over the epoch's steps (measured while the params
     move, weighted by batch size, the penalty excluded); val_loss / val_accuracy come from an evaluation-mode
-    pass after the epoch; accuracy is reported for classification targets only.
+    pass after the epoch; accuracy is reported for classification targets only; lr: the learning rate of the
+    epoch's last update (plateau scale included) when it can be read (jaxnets' optimizers, optax's
+    `inject_hyperparams`), lr_scale: the plateau scale.
     """
     validate.check_model(model, "fit")
     loss = validate.check_loss(loss, "fit(model, loss, optimizer, train_data)")
+    if plateau not in PLATEAU_MODES:
+        raise ValueError(f"plateau must be one of {PLATEAU_MODES} (when a reduce-on-plateau transformation is judged: "
+                         f"once per epoch on the monitored value, or on every batch's cost), got {plateau!r}")
+    keep_checkpoints = validate.positive_int(keep_checkpoints, "keep_checkpoints", "how many checkpoints to keep")
+    train_data, val_data = _split_validation(train_data, val_data, validation_split)
     optimizer = validate.check_optimizer(optimizer, "fit")
     validate.check_gradients(gradients)
     penalty = validate.check_penalty(penalty)
@@ -178,6 +195,8 @@ def fit(model, loss, optimizer, train_data, *, epochs: int, batch_size: int | No
         params = init_p if params is None else params
         state = init_s if state is None else state
     validate.check_params_like(model, params, state, x.shape[1:], "fit")
+    optimizer, penalty = trainable_leaves.apply(trainable_leaves.resolve(trainable, params), optimizer, penalty)
+    trainable_leaves.warn_raw_gradients(optimizer, params)
     if gradients == "manual":
         validate.check_backward_structure(model, params, state, x, key, batch_size or x.shape[0])
     out_shape = validate.output_shape(model, params, state, x)
@@ -211,7 +230,8 @@ def fit(model, loss, optimizer, train_data, *, epochs: int, batch_size: int | No
     config = TrainConfig(batch_size=batch_size, gradients=gradients, drop_last=drop_last, shuffle=shuffle,
                          augment=augment, mesh=mesh, loop=driver,
                          progress_every=_progress_every(x.shape[0] if source == "arrays" else None, batch_size)
-                         if show and driver == "scan" else 0, policy=policy, eval_batch_size=eval_batch_size)
+                         if show and driver == "scan" else 0, policy=policy, eval_batch_size=eval_batch_size,
+                         plateau_per_step=plateau == "step")
     build = Builder(model, optimizer, penalty)
     data = ArrayData(*jax.device_put((jnp.asarray(x), jnp.asarray(y)), sharding)) if source == "arrays" else source
     if val is not None:
@@ -259,6 +279,28 @@ def fit(model, loss, optimizer, train_data, *, epochs: int, batch_size: int | No
         if directory is not None:
             directory.close()
     return fit_result(outcome, keep_best)
+
+
+PLATEAU_MODES = ("epoch", "step")
+
+
+def _split_validation(train_data, val_data, validation_split):
+    """(train_data, val_data) with the last `validation_split` fraction of the arrays held out (Keras's rule)."""
+    if validation_split is None:
+        return train_data, val_data
+    fraction = validate.check_number(validation_split, "validation_split", low=0, high=1, low_open=True,
+                                     high_open=True)
+    if val_data is not None:
+        raise ValueError("validation_split and val_data both give validation data; pass one of them")
+    if not looks_like_arrays(train_data):
+        raise ValueError("validation_split needs (x, y) arrays; with a stream of batches pass val_data=(x_val, y_val)")
+    x, y = validate.check_arrays(train_data, "train_data")
+    n = x.shape[0]
+    cut = int(np.floor(n * (1.0 - fraction)))
+    if cut < 1 or cut >= n:
+        raise ValueError(f"validation_split={validation_split} of {n} examples leaves {cut} for training and "
+                         f"{n - cut} for validation; both need at least one (choose a fraction such as 0.1)")
+    return (x[:cut], y[:cut]), (x[cut:], y[cut:])
 
 
 def _divergence_hint(policy) -> str:

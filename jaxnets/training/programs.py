@@ -5,7 +5,9 @@
 
 `epoch` is the scan driver's whole epoch (`jit`, train state donated); `steps` the step driver's pieces
 (`jaxnets.training.epoch.StepPrograms`); `evaluate` the evaluation pass (`jaxnets.training.evaluation.Evaluator`) on
-validation data. The frozen `TrainConfig`, the `Builder` (model, optimizer, penalty) and the loss are the cache key,
+validation data; `judge(ts, hp, value)` one reduce-on-plateau judgement on the monitored value (once per epoch);
+`observe(ts, hp)` the learning rate of the epoch's last update and the plateau scale (history columns "lr",
+"lr_scale"; {} when neither can be read). The frozen `TrainConfig`, the `Builder` (model, optimizer, penalty) and the loss are the cache key,
 compared by value (`jaxnets.memo`): equal configurations share compiled programs across `fit` calls however they
 were built — "adam" by name twice, or a model made afresh — and a configuration holding a list, dict or NumPy
 array is compiled without memoising.
@@ -19,6 +21,8 @@ import jax.numpy as jnp
 
 from jaxnets.core import Ctx
 from jaxnets.memo import memoised
+from jaxnets.optim import plateau
+from jaxnets.optim.base import learning_rate_of
 from jaxnets.training.config import Builder, TrainConfig
 from jaxnets.training.epoch import make_lane_epoch, step_programs
 from jaxnets.training.evaluation import Evaluator
@@ -29,6 +33,46 @@ class Programs(NamedTuple):
     steps: Any
     evaluate: Any
     init: Any
+    judge: Any
+    observe: Any
+
+
+def _judge_one(build: Builder):
+    def judge(ts, hp, value):
+        """One update with zero gradients and the monitored `value`, of which only the plateau states are kept."""
+        spec = build(hp)
+        zeros = jax.tree_util.tree_map(jnp.zeros_like, ts.params)
+        _, judged = spec.optimizer.update(zeros, ts.opt_state, ts.params, value=value.astype(jnp.float32))
+        return ts._replace(opt_state=plateau.take(ts.opt_state, judged))
+
+    return judge
+
+
+def _observe_one(build: Builder):
+    def observe(ts, hp):
+        spec = build(hp)
+        out = {}
+        rate = learning_rate_of(spec.optimizer)
+        if rate is None:
+            rate = injected_learning_rate(ts.opt_state)
+        elif callable(rate):
+            rate = rate(jnp.maximum(ts.step - 1, 0))
+        if plateau.has_plateau(ts.opt_state):
+            out["lr_scale"] = plateau.scale_of(ts.opt_state)
+        if rate is not None:
+            out["lr"] = jnp.asarray(rate, jnp.float32) * plateau.scale_of(ts.opt_state)
+        return out
+
+    return observe
+
+
+def injected_learning_rate(opt_state):
+    """The learning rate an `optax.inject_hyperparams` state holds (`hyperparams["learning_rate"]`), or None."""
+    for node in jax.tree_util.tree_leaves(opt_state, is_leaf=lambda n: hasattr(n, "hyperparams")):
+        rate = getattr(node, "hyperparams", {}).get("learning_rate") if hasattr(node, "hyperparams") else None
+        if rate is not None:
+            return rate
+    return None
 
 
 @memoised(maxsize=32)
@@ -50,7 +94,10 @@ def _make(build: Builder, loss, config: TrainConfig, n, lanes, input_shape) -> P
         return TrainState.create(params, state, spec.optimizer)
 
     init = jax.jit(jax.vmap(init_one) if lanes else init_one)
-    return Programs(epoch, steps, evaluate, init)
+    judge, observe = _judge_one(build), _observe_one(build)
+    judge = jax.jit(jax.vmap(judge) if lanes else judge)
+    observe = jax.jit(jax.vmap(observe) if lanes else observe)
+    return Programs(epoch, steps, evaluate, init, judge, observe)
 
 
 def programs(build: Builder, loss, config: TrainConfig, n: int | None, lanes: int | None, input_shape) -> Programs:

@@ -27,6 +27,7 @@ import jax.numpy as jnp
 
 import jaxnets.gradients
 from jaxnets.core import Ctx, Layer
+from jaxnets.optim import plateau
 from jaxnets.training.config import Builder, TrainConfig
 from jaxnets.training.state import TrainState
 
@@ -117,12 +118,17 @@ def train_step(build: Builder, loss, config: TrainConfig, check_data: bool = Fal
         finite = jnp.isfinite(value) & all_finite(grads)
         usable = data_ok(xb, yb, outputs.shape[-1]) if check_data else jnp.bool_(True)
         extra = {"value": value} if takes_value(spec.optimizer) else {}
+        held = not config.plateau_per_step and plateau.has_plateau(ts.opt_state)
+        if held:   # the engine judges the plateau once per epoch; this step only applies the current scale
+            extra["value"] = jnp.asarray(plateau.NO_JUDGEMENT, jnp.result_type(value))
 
         def attempt(ts):
             updates, opt_state = spec.optimizer.update(grads, ts.opt_state, ts.params, **extra)
+            if held:
+                opt_state = plateau.hold(opt_state, ts.opt_state)
             new = TrainState(_apply_updates(ts.params, updates), _cast_like(new_state, ts.state),
                              _cast_like(opt_state, ts.opt_state), ts.step + 1)
-            good = all_finite((new.params, new.state, new.opt_state))
+            good = all_finite((new.params, new.state, plateau.strip(new.opt_state)))
             return jax.lax.cond(good, lambda: new, lambda: ts), good
 
         # A skipped step leaves everything as it was. `lax.cond` runs only the taken branch; under `vmap` it

@@ -42,25 +42,19 @@ def check_key(key, name: str = "key") -> jax.Array:
 
 def check_model(model, where: str) -> Layer:
     if not isinstance(model, Layer):
-        hint = " (did you pass a layer constructor without calling it, e.g. Dense instead of Dense(10)?)" \
-            if callable(model) else ""
-        raise TypeError(f"{where}: model must be a jaxnets Layer (e.g. serial(Dense(30), Sigmoid, Dense(10))), got "
-                        f"{type(model).__name__}{hint}")
+        from jaxnets.core import not_a_layer_hint
+
+        raise TypeError(f"{where}: model must be a jaxnets Layer (e.g. serial(Dense(30), Sigmoid(), Dense(10))), got "
+                        f"{type(model).__name__}; {not_a_layer_hint(model)}")
     return model
 
 
 def check_loss(loss, where: str):
-    """A `jaxnets.losses.Loss`, or a loss given by name."""
+    """A `jaxnets.losses.Loss`, a loss's name or alias, or a plain function `f(outputs, targets) -> scalar` (its
+    output gradient by autodiff, labelled so): `jaxnets.losses.resolve`."""
     from jaxnets import losses
 
-    if isinstance(loss, str):
-        return losses.get(loss)
-    if not (isinstance(loss, tuple) and callable(getattr(loss, "value", None))
-            and callable(getattr(loss, "grad", None))):
-        raise TypeError(f"{where}: loss must be a jaxnets Loss (value and grad), e.g. losses.softmax_cross_entropy, "
-                        f"or its name (one of {sorted(losses.LOSSES)}); got {type(loss).__name__}. The order is "
-                        "model, loss, then params/optimizer, then data")
-    return loss
+    return losses.resolve(loss, where)
 
 
 def check_optimizer(optimizer, where: str = "fit"):
