@@ -205,3 +205,23 @@ def test_models_are_ordinary_arguments_to_jit_vmap_and_grad():
     g_closed = jax.grad(lambda p: cost(MODEL, p))(params)
     for a, b in zip(jax.tree.leaves(g), jax.tree.leaves(g_closed)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+# --------------------------------------------------------------------------------------------------- metrics=
+def test_metrics_add_train_and_val_columns_measured_after_each_epoch():
+    def mean_margin(out, y):
+        return jnp.mean(out[:, 1] - out[:, 0])
+
+    r = _fit(optim.adam(1e-2), epochs=2, val_data=(X[:50], Y[:50]), eval_batch_size=48,
+             metrics={"margin": mean_margin, "sq": "quadratic"})
+    for name in ("train_margin", "val_margin", "train_sq", "val_sq"):
+        assert name in r.history.columns
+    out, _ = jn.apply(MODEL, r.params, r.state, X)
+    np.testing.assert_allclose(r.history["train_margin"][-1], float(mean_margin(out, Y)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(r.history["val_margin"][-1], float(mean_margin(out[:50], Y[:50])), rtol=1e-5, atol=1e-6)
+    sq = jn.losses.get("quadratic").value(out[:50], Y[:50])
+    np.testing.assert_allclose(r.history["val_sq"][-1], float(sq), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="already a column"):
+        _fit(optim.adam(1e-2), metrics={"loss": mean_margin})
+    with pytest.raises(TypeError, match="metrics"):
+        _fit(optim.adam(1e-2), metrics={"m": 3})

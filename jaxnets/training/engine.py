@@ -33,6 +33,7 @@ from jaxnets.training.config import Builder, TrainConfig
 from jaxnets.training.early_stopping import EarlyStopping
 from jaxnets.training.epoch import epoch_layout, start
 from jaxnets.training.history import History
+from jaxnets.training.metrics import metrics_program
 from jaxnets.training.programs import programs
 from jaxnets.training.progress import Reporter
 from jaxnets.training.resume import CheckpointWriteError
@@ -45,7 +46,8 @@ class Plan(NamedTuple):
     TrainState (stacked for lanes); rule: EarlyStopping or None; monitor: the column the best epoch is chosen
     on (None: no best epoch); keep_best: keep the best epoch's params; callbacks: fn(epoch, row, ts) (one
     model only); checkpoint: a CheckpointDir or None, with `identity` the run's fingerprint; every: checkpoint
-    period; on_divergence: "raise" (one model) or "stop" (lanes)."""
+    period; on_divergence: "raise" (one model) or "stop" (lanes); metrics: (name, fn) pairs measured after each
+    epoch on the training and validation sets (`jaxnets.training.metrics`)."""
 
     build: Builder
     loss: Any
@@ -70,6 +72,7 @@ class Plan(NamedTuple):
     verbose: bool = False
     desc: str = "fit"
     sharding: Any = None
+    metrics: tuple = ()
 
 
 class Outcome(NamedTuple):
@@ -225,7 +228,8 @@ def run(plan: Plan, resume_point=None) -> Outcome:
             if plan.val is not None:
                 vm = progs.evaluate(trained.params, trained.state, plan.hps, plan.val[0], plan.val[1])
             obs = progs.observe(trained, plan.hps) if observing else None
-            m, vm, obs = jax.device_get((m, vm, obs))
+            extra = _measure(plan, trained) if plan.metrics else None
+            m, vm, obs, extra = jax.device_get((m, vm, obs, extra))
             _check_batches(m, epoch, lanes)
             ts = trained
             seconds = time.perf_counter() - t0
@@ -247,6 +251,7 @@ def run(plan: Plan, resume_point=None) -> Outcome:
                     continue
                 row = _row(epoch, mj, vj, plan.classification, seconds)
                 row.update({name: float(v) for name, v in (_lane(obs, j, lanes) or {}).items()})
+                row.update({name: float(v) for name, v in (_lane(extra, j, lanes) or {}).items()})
                 histories[j].append(row)
                 rows.append(row)
                 better, patience_out = trackers[j].update(epoch, row.get(rule.monitor))
@@ -284,6 +289,17 @@ def run(plan: Plan, resume_point=None) -> Outcome:
     finally:
         reporter.close()
     return outcome()
+
+
+def _measure(plan: Plan, ts) -> dict:
+    """The user's metrics on the training arrays ("train_<name>") and the validation set ("val_<name>")."""
+    run = metrics_program(plan.build, plan.metrics, plan.config.eval_batch_size, plan.lanes is not None)
+    out = {}
+    for prefix, data in (("train_", (plan.data.x, plan.data.y) if isinstance(plan.data, ArrayData) else None),
+                         ("val_", plan.val)):
+        if data is not None:
+            out.update({prefix + k: v for k, v in run(ts.params, ts.state, plan.hps, *data).items()})
+    return out
 
 
 def _monitored(histories, epoch: int, monitor: str, lanes):

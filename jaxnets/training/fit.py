@@ -27,6 +27,7 @@ from jaxnets.training.config import Builder, TrainConfig
 from jaxnets.training.early_stopping import EarlyStopping
 from jaxnets.training.evaluation import DEFAULT_CHUNK, check_chunk
 from jaxnets.training.history import History
+from jaxnets.training.metrics import check_metrics
 from jaxnets.training.progress import shows_bar
 from jaxnets.training.resume import CheckpointDir, CheckpointWriteError, data_digest, run_identity
 from jaxnets.training.state import TrainState
@@ -126,7 +127,7 @@ def fit(model, loss, optimizer, train_data, *, epochs: int, batch_size: int | No
         callbacks=None, eval_batch_size: int = DEFAULT_CHUNK, loop: str = "auto", shuffle: bool = True,
         steps_per_epoch: int | None = None, compute_dtype=None, loss_scale: float | None = None,
         trainable=None, plateau: str = "epoch", validation_split: float | None = None,
-        keep_checkpoints: int = 2) -> FitResult:
+        keep_checkpoints: int = 2, metrics=None) -> FitResult:
     """Train `model` on `train_data` for `epochs` passes of mini-batches.
 
     train_data: (x, y) arrays — x (N, ...) floats, y (N,) int labels or float targets of the output shape — or a
@@ -151,7 +152,9 @@ def fit(model, loss, optimizer, train_data, *, epochs: int, batch_size: int | No
     stopping's monitor, else val_loss, else train_loss, as Keras's ReduceLROnPlateau) or "step" (on each batch's
     cost, as optax's examples do). validation_split: hold out this fraction of the (x, y) arrays, the last
     examples before any shuffling (Keras's rule), as val_data. keep_checkpoints: how many of the newest
-    checkpoints `checkpoint_dir` keeps. Returns a `FitResult`; raises
+    checkpoints `checkpoint_dir` keeps. metrics: more per-epoch columns, {name: fn(outputs, targets) -> scalar
+    batch mean} or loss names, measured after each epoch on the training and validation sets ("train_<name>",
+    "val_<name>"; `jaxnets.training.metrics`). Returns a `FitResult`; raises
     `TrainingDivergedError` on a NaN/Inf step and `CheckpointWriteError` when a checkpoint cannot be written
     (both carry the result so far).
 
@@ -168,6 +171,7 @@ def fit(model, loss, optimizer, train_data, *, epochs: int, batch_size: int | No
                          f"once per epoch on the monitored value, or on every batch's cost), got {plateau!r}")
     keep_checkpoints = validate.positive_int(keep_checkpoints, "keep_checkpoints", "how many checkpoints to keep")
     train_data, val_data = _split_validation(train_data, val_data, validation_split)
+    metrics = check_metrics(metrics)
     optimizer = validate.check_optimizer(optimizer, "fit")
     validate.check_gradients(gradients)
     penalty = validate.check_penalty(penalty)
@@ -241,7 +245,7 @@ def fit(model, loss, optimizer, train_data, *, epochs: int, batch_size: int | No
     plan = engine.Plan(build=build, loss=loss, config=config, data=data, val=val, lanes=None, hps={}, keys=key, ts=ts,
                        epochs=epochs, classification=classification, input_shape=tuple(x.shape[1:]),
                        rule=early_stopping, monitor=monitor, keep_best=keep_best, callbacks=callbacks,
-                       every=checkpoint_every, progress=progress, verbose=verbose, sharding=sharding)
+                       every=checkpoint_every, progress=progress, verbose=verbose, sharding=sharding, metrics=metrics)
     directory, resume_point = None, None
     try:
         if checkpoint_dir is not None:
