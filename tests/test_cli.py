@@ -1,5 +1,5 @@
-"""The `jaxnets` command line: train, gradcheck, datasets (run in-process through `main`, plus the installed
-console script once)."""
+"""The `jaxnets` command line: train, evaluate, predict, gradcheck (built-in models and the user's own layer),
+datasets (run in-process through `main`, plus the installed console script once)."""
 import json
 import os
 import signal
@@ -12,7 +12,7 @@ import pytest
 import jaxnets
 from jaxnets import losses
 from jaxnets.cli import build_parser, main, output_unit
-from jaxnets.cli.arguments import check_gradcheck_args, check_train_args
+from jaxnets.cli.checks import check_gradcheck_args, check_train_args
 from jaxnets.cli.build import build_optimizer, build_penalty
 
 
@@ -151,13 +151,18 @@ def test_malformed_arguments_are_usage_errors_before_any_work(tmp_path, capsys, 
     (["--optimizer", "adamw", "--b1", "0.8", "--b2", "0.99", "--weight-decay", "0.01"],
      "adamw(lr=0.001, weight_decay=0.01)"),
     (["--optimizer", "adam"], "adam(lr=0.001, b1=0.9, b2=0.999)"),
-    (["--optimizer", "momentum", "--momentum", "0.5"], "sgd(lr=0.1, momentum=0.5)"),
+    (["--optimizer", "momentum", "--momentum", "0.5"], "sgd(lr=0.01, momentum=0.5)"),
+    (["--optimizer", "sgd"], "sgd(lr=0.01)"),
+    (["--optimizer", "adagrad"], "adagrad(lr=0.001)"),
+    (["--optimizer", "adam", "--schedule", "piecewise", "--boundaries", "1:0.1"], "adam(lr=0.001, x0.1 after epoch 1"),
+    (["--optimizer", "sgd", "--clip-norm", "1", "--clip-value", "0.5"],
+     "clip(0.5) -> clip_by_global_norm(1.0) -> sgd(lr=0.01)"),
     (["--optimizer", "rmsprop"], "rmsprop(lr=0.001, decay=0.9)"),
 ])
 def test_the_flags_an_optimizer_uses_are_accepted_and_defaults_fill_in(extra, expected):
     args = build_parser().parse_args(TRAIN + extra)
     check_train_args(args)
-    assert build_optimizer(args)[1] == expected
+    assert build_optimizer(args)[1].startswith(expected)
     assert args.checkpoint_every == 1 and args.gradcheck_batch == 8 and build_penalty(args, 10) is None
 
 
@@ -241,3 +246,198 @@ def test_console_script_is_installed():
         pytest.skip("the jaxnets console script is not installed in this environment")
     done = subprocess.run([exe, "datasets"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "digits" in done.stdout
+
+
+def test_default_learning_rates_are_the_apis_table():
+    from jaxnets.optim.names import DEFAULT_LEARNING_RATES
+
+    for name, lr in DEFAULT_LEARNING_RATES.items():
+        args = build_parser().parse_args(TRAIN + ["--optimizer", name])
+        check_train_args(args)
+        assert f"(lr={lr}" in build_optimizer(args)[1], name
+
+
+def test_model_defaults_are_the_factorys():
+    from jaxnets.cli.build import model_recipe
+
+    for model, activation in (("mlp", "sigmoid"), ("cnn", "sigmoid"), ("resnet_mlp", "relu"), ("resnet_cnn", "relu")):
+        args = build_parser().parse_args(["train", "--model", model])
+        check_train_args(args)
+        name, kw = model_recipe(args, 64, 10)
+        assert name == model and kw["activation"] == activation
+        assert not {"kernel", "hidden", "features", "dropout", "batch_norm"} & set(kw)   # the factory decides
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--model", "cnn", "--sizes", "64,5,10"], "--sizes 64,5,10 would be ignored with --model cnn"),
+    (["--model", "mlp", "--kernel", "3"], "--kernel 3 would be ignored with --model mlp"),
+    (["--model", "resnet_cnn", "--dropout", "0.5"], "--dropout 0.5 would be ignored with --model resnet_cnn"),
+    (["--warmup-epochs", "2"], "--warmup-epochs 2 would be ignored with --schedule constant"),
+    (["--schedule", "piecewise"], "--schedule piecewise needs --boundaries"),
+    (["--boundaries", "x:1"], "argument --boundaries: entry 1 of 'x:1'"),
+    (["--features", "4,0"], "argument --features: entry 2 of '4,0' is '0'"),
+    (["--activation", "swish"], "argument --activation: invalid choice: 'swish'"),
+    (["--dropout", "1"], "argument --dropout: must lie in [0, 1)"),
+    (["--save", "run.pkl"], "--save run.pkl: a saved model is one .npz file; end the name with .npz"),
+])
+def test_train_option_errors_name_the_flag_and_the_fix(capsys, argv, message):
+    with pytest.raises(SystemExit) as done:
+        main(["train"] + argv)
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and message in err, err
+
+
+def test_every_activation_of_the_library_is_a_choice():
+    from jaxnets import models
+
+    for name in models.ACTIVATIONS:
+        args = build_parser().parse_args(["train", "--activation", name])
+        check_train_args(args)
+
+
+def test_train_a_cnn_save_evaluate_and_predict_on_new_data(tmp_path, capsys, monkeypatch):
+    import numpy as np
+
+    monkeypatch.chdir(tmp_path)
+    run = "run.npz"
+    code = main(["train", "--model", "cnn", "--features", "4", "--kernel", "3", "--hidden", "16", "--activation",
+                 "relu", "--dropout", "0.1", "--batch-norm", "--optimizer", "adam", "--learning-rate", "0.01",
+                 "--schedule", "warmup_cosine", "--clip-norm", "5", "--epochs", "1", "--batch-size", "128",
+                 "--no-progress", "--save", run])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "Conv2D(4, 3)" in out and "BatchNorm" in out and "Dropout(0.1)" in out and f"model saved to {run}" in out
+    accuracy = float(out.split("test accuracy: ")[1].split()[0])
+
+    # the saved file alone rebuilds the model: evaluate reproduces train's test accuracy
+    model, params, state = jaxnets.checkpoint.load_model(run)
+    assert model.name.startswith("cnn(")
+    assert main(["evaluate", run]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("digits test split: 360 examples") and f"accuracy {accuracy:.4f}" in out, out
+
+    # new data in several layouts: flat rows (.npy), images (.npz), one example per CSV row
+    ds = jaxnets.data.load("digits", flatten=False)
+    x_new = ds.x_test[:7]
+    expected = np.asarray(jaxnets.predict(model, params, state, x_new)).argmax(-1)
+    np.save("flat.npy", x_new.reshape(7, 64))
+    np.savez("images.npz", x=x_new[..., 0])
+    np.savetxt("rows.csv", x_new.reshape(7, 64), delimiter=",")
+    assert main(["predict", run, "--input", "flat.npy"]) == 0
+    assert capsys.readouterr().out.split() == [str(c) for c in expected]
+    assert main(["predict", run, "--input", "images.npz", "--output", "classes.npy"]) == 0
+    np.testing.assert_array_equal(np.load("classes.npy"), expected)
+    assert main(["predict", run, "--input", "rows.csv", "--outputs", "probabilities", "--output", "p.csv"]) == 0
+    p = np.loadtxt("p.csv", delimiter=",")
+    assert p.shape == (7, 10) and np.allclose(p.sum(1), 1, atol=1e-4)
+    np.testing.assert_array_equal(p.argmax(1), expected)
+
+    # evaluate on the user's own labelled arrays
+    np.savez("labelled.npz", x=x_new, y=ds.y_test[:7])
+    assert main(["evaluate", run, "--data", "labelled.npz"]) == 0
+    assert "labelled.npz: 7 examples" in capsys.readouterr().out
+
+    # inputs that do not fit: the error names the flag, the shapes and the fix
+    np.save("wrong.npy", np.zeros((3, 10), np.float32))
+    with pytest.raises(SystemExit) as done:
+        main(["predict", run, "--input", "wrong.npy"])
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and "--input wrong.npy: inputs of shape (3, 10) do not fit" in err
+    assert "give an array (examples, 64) or (examples, 8, 8, 1)" in err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["predict", "missing.npz", "--input", "x.npy"], "RUN missing.npz: no such file"),
+    (["predict", "run.npz", "--input", "x.txt"], "--input x.txt: no such file"),
+    (["predict", "run.npz", "--input", "run.npz", "--output", "out.json"], "end it with .npy, .csv or .txt"),
+    (["evaluate", "run.npz", "--data", "run.npz", "--dataset", "digits"], "--data FILE.npz replaces the dataset"),
+])
+def test_saved_run_commands_refuse_bad_paths_before_loading(tmp_path, capsys, monkeypatch, argv, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "run.npz").write_bytes(b"")
+    with pytest.raises(SystemExit) as done:
+        main(argv)
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and message in err, err
+
+
+def test_predict_on_a_file_that_is_not_a_saved_model(tmp_path, capsys, monkeypatch):
+    import numpy as np
+
+    monkeypatch.chdir(tmp_path)
+    jaxnets.checkpoint.save("plain.npz", {"w": np.zeros(3)})
+    np.save("x.npy", np.zeros((2, 3), np.float32))
+    with pytest.raises(SystemExit) as done:
+        main(["predict", "plain.npz", "--input", "x.npy"])
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and "RUN plain.npz: cannot load a model from it" in err and "holds no model recipe" in err
+    assert "Traceback" not in err, err
+
+
+USER_LAYERS = """
+import jax.numpy as jnp
+import jaxnets as jn
+from jaxnets.layers import elementwise
+
+MyTanh = elementwise("MyTanh", jnp.tanh, lambda z: 1 - jnp.tanh(z) ** 2)
+WrongTanh = elementwise("WrongTanh", jnp.tanh, lambda z: 1 - jnp.tanh(z))     # forgot the square
+
+
+def block():
+    return jn.serial(jn.Dense(4), MyTanh)
+"""
+
+
+@pytest.mark.parametrize("target, code, shown", [
+    ("my_layers:MyTanh", 0, "gradient check: PASSED"),
+    ("my_layers:block", 0, "gradient check: PASSED"),           # a zero-argument factory
+    ("{path}:MyTanh", 0, "gradient check: PASSED"),             # a file path instead of a module name
+    ("my_layers:WrongTanh", 1, "gradient mismatch in layer WrongTanh"),
+])
+def test_gradcheck_a_user_module(tmp_path, capsys, monkeypatch, target, code, shown):
+    (tmp_path / "my_layers.py").write_text(USER_LAYERS, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.delitem(sys.modules, "my_layers", raising=False)
+    target = target.format(path=tmp_path / "my_layers.py")
+    assert main(["gradcheck", target, "--input-shape", "3", "--batch", "2"]) == code
+    assert shown in capsys.readouterr().out
+
+
+def test_gradcheck_user_module_in_a_subprocess_exits_nonzero_on_a_wrong_backward(tmp_path):
+    (tmp_path / "my_layers.py").write_text(USER_LAYERS, encoding="utf-8")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(jaxnets.__file__)))
+    env = {**os.environ, "PYTHONPATH": root}
+    cmd = [sys.executable, "-m", "jaxnets.cli", "gradcheck", "--input-shape", "3", "--batch", "2"]
+    done = subprocess.run(cmd + ["my_layers:WrongTanh"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 1 and "gradient check: FAILED" in done.stdout, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["missing_module:X", "--input-shape", "3"], "cannot import module 'missing_module'"),
+    (["my_layers:Nope", "--input-shape", "3"], "my_layers has no attribute 'Nope'; it defines"),
+    (["my_layers:jnp", "--input-shape", "3"], "jnp is a module, not a jaxnets Layer"),
+])
+def test_gradcheck_user_module_errors_say_what_to_do(tmp_path, capsys, monkeypatch, argv, message):
+    (tmp_path / "my_layers.py").write_text(USER_LAYERS, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.delitem(sys.modules, "my_layers", raising=False)
+    assert main(["gradcheck"] + argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["my_layers:MyTanh"], "my_layers:MyTanh needs --input-shape"),
+    (["my_layers", "--input-shape", "3"], "name the module and the layer separated by a colon"),
+    (["my_layers:MyTanh", "--input-shape", "3", "--model", "cnn"], "--model cnn would be ignored with the layer"),
+    (["--input-shape", "3"], "--input-shape 3 would be ignored with --model mlp"),
+    (["my_layers:MyTanh", "--input-shape", "3x0"], "argument --input-shape: entry 2 of '3x0'"),
+])
+def test_gradcheck_user_module_usage_errors(capsys, argv, message):
+    with pytest.raises(SystemExit) as done:
+        main(["gradcheck"] + argv)
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and message in err, err

@@ -1,8 +1,13 @@
-"""The `jaxnets` command: `jaxnets train`, `jaxnets gradcheck`, `jaxnets datasets`.
+"""The `jaxnets` command: `jaxnets train|evaluate|predict|gradcheck|datasets`.
 
     jaxnets train --dataset digits --sizes 64,30,10 --activation sigmoid --loss softmax_cross_entropy \\
         --optimizer sgd --learning-rate 0.5 --momentum 0.9 --batch-size 32 --epochs 60 --gradcheck
+    jaxnets train --model cnn --features 8 --kernel 3 --hidden 32 --activation relu --dropout 0.2 \\
+        --optimizer adam --schedule cosine --clip-norm 1.0 --epochs 5 --save run.npz
+    jaxnets evaluate run.npz                                    # on the test split of the dataset it was trained on
+    jaxnets predict run.npz --input new.npy --output classes.csv
     jaxnets gradcheck --model cnn --activation tanh --loss quadratic --x64        # exit status 1 on a mismatch
+    jaxnets gradcheck my_layers:MyDense --input-shape 6        # your own layer, from ./my_layers.py
     jaxnets datasets
 
 Every argument is checked before anything runs: a malformed value, a combination that cannot work (a loss
@@ -20,14 +25,17 @@ import sys
 import jax
 
 from jaxnets.compile_cache import enable_compilation_cache
-from jaxnets.cli.arguments import build_parser, check_gradcheck_args, check_train_args
+from jaxnets.cli.arguments import build_parser
 from jaxnets.cli.build import output_unit
+from jaxnets.cli.checks import check_evaluate_args, check_gradcheck_args, check_predict_args, check_train_args
 from jaxnets.cli.commands import cmd_datasets, cmd_gradcheck, cmd_train, interrupted_message
+from jaxnets.cli.saved import cmd_evaluate, cmd_predict
 
 __all__ = ["main", "build_parser", "output_unit"]
 
 EXIT_INTERRUPTED = 130   # 128 + SIGINT
 COMMANDS = {"train": (check_train_args, cmd_train), "gradcheck": (check_gradcheck_args, cmd_gradcheck),
+            "evaluate": (check_evaluate_args, cmd_evaluate), "predict": (check_predict_args, cmd_predict),
             "datasets": (lambda args: None, cmd_datasets)}
 
 

@@ -1,99 +1,29 @@
-"""The `jaxnets` command's arguments: their types (each malformed value a usage error naming the flag), the
-parsers, and the checks across arguments that run before any work (output paths, loss on output unit, ...)."""
+"""The `jaxnets` command's parsers: train, evaluate, predict, gradcheck, datasets. The argument types are in
+`jaxnets.cli.types`; the checks across arguments, run before any work, in `jaxnets.cli.checks`.
+
+Options that only some choices use (a model's sizes, an optimizer's betas, a schedule's warm-up) have no parser
+default (None: not given), so that giving one where it would be ignored is a usage error; their values when not
+given come from the API (the model factories' signatures, `jaxnets.optim.names.DEFAULT_LEARNING_RATES`) or from
+`checks.DEFAULTS`, and are filled in by the checks.
+"""
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import math
-import os
-from typing import Callable, NamedTuple
-
-import jax
-import numpy as np
 
 from jaxnets import losses, models
-from jaxnets.cli.build import gradcheck_targets, output_unit
+from jaxnets.cli.types import (epoch_factors, fraction, int_list, non_negative_float, positive_float, positive_int,
+                               seed, shape, sizes)
+
+__all__ = ["build_parser", "HelpFormatter", "OPTIMIZERS", "TRAIN_MODELS", "GRADCHECK_MODELS", "SCHEDULES",
+           "ACTIVATIONS"]
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
+TRAIN_MODELS = ("mlp", "cnn", "cnn2", "resnet_mlp", "resnet_cnn")
 GRADCHECK_MODELS = ("mlp", "cnn", "bn")
-MAX_SEED = 2**63 - 1
-# Options that only some other choices use have no parser default (None: not given), so that giving one where it
-# would be ignored is a usage error; these are their values when they are not given.
-DEFAULTS = {"b1": 0.9, "b2": 0.999, "decay": 0.9, "weight_decay": 1e-4, "lmbda": 0.0, "checkpoint_every": 1,
-            "gradcheck_batch": 8}
+SCHEDULES = ("constant", "cosine", "warmup_cosine", "exponential", "piecewise")
+ACTIVATIONS = tuple(models.ACTIVATIONS)
 
 
-# -------------------------------------------------------------------------------------- argument types
-# Each raises argparse.ArgumentTypeError, which argparse prints as "argument --flag: <message>" with the usage.
-def _number(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
-    return value
-
-
-def _integer(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-
-
-def positive_int(text: str) -> int:
-    value = _integer(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer (1 or more), got {text!r}")
-    return value
-
-
-def seed(text: str) -> int:
-    value = _integer(text)
-    if not 0 <= value <= MAX_SEED:
-        raise argparse.ArgumentTypeError(f"must be an integer between 0 and 2**63 - 1, got {text!r}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    value = _number(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    value = _number(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
-    return value
-
-
-def fraction(text: str) -> float:
-    """A number in [0, 1): validation fraction, momentum, Adam's b1/b2, RMSprop's decay."""
-    value = _number(text)
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must lie in [0, 1) (0 included, 1 excluded), got {text!r}")
-    return value
-
-
-def sizes(text: str) -> list[int]:
-    """Comma-separated layer sizes, at least two, every entry a positive int."""
-    entries = [s.strip() for s in text.split(",")]
-    for i, entry in enumerate(entries, 1):
-        if not entry:
-            raise argparse.ArgumentTypeError(f"entry {i} of {text!r} is empty; write comma-separated positive "
-                                             "ints like 64,30,10")
-        if not entry.isdigit() or int(entry) < 1:
-            raise argparse.ArgumentTypeError(f"entry {i} of {text!r} is {entry!r}, not a positive int; write "
-                                             "comma-separated positive ints like 64,30,10")
-    if len(entries) < 2:
-        raise argparse.ArgumentTypeError(f"needs two or more sizes (inputs,...,outputs) like 64,30,10, got {text!r}")
-    return [int(s) for s in entries]
-
-
-# ------------------------------------------------------------------------------------------------ parser
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows "(default: ...)" after each option's help, except for flags and options whose default is None
     (their help says what happens without them)."""
@@ -105,11 +35,12 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--sizes", type=sizes, default="64,30,10", help="layer sizes n_in,h1,...,n_out")
-    p.add_argument("--activation", default="sigmoid", choices=("sigmoid", "tanh", "relu", "identity"),
-                   help="hidden-layer activation")
+    p.add_argument("--sizes", type=sizes, default="64,30,10", help="mlp sizes n_in,h1,...,n_out")
+    p.add_argument("--activation", default=None, choices=ACTIVATIONS,
+                   help="hidden-layer activation (default: the model factory's: sigmoid for mlp, cnn, cnn2; relu for "
+                        "resnet_mlp, resnet_cnn)")
     p.add_argument("--loss", default="softmax_cross_entropy", choices=tuple(losses.LOSSES), help="the cost")
-    p.add_argument("--output", default="auto", choices=("auto", "none", "softmax", "sigmoid", "identity"),
+    p.add_argument("--output", default="auto", choices=("auto", "none") + tuple(models.OUTPUTS),
                    help="output unit; auto: logits for losses on logits, sigmoid for binary_cross_entropy, "
                         "the hidden activation for quadratic (identity for regression)")
     p.add_argument("--penalty", default="none", choices=("none", "l2", "l1"), help="weight penalty")
@@ -118,24 +49,69 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=seed, default=0, help="seeds initialisation, data split and shuffling")
 
 
+def _architecture_args(t: argparse.ArgumentParser) -> None:
+    a = t.add_argument_group("architecture (defaults: the jaxnets.models factory's)")
+    a.add_argument("--features", type=int_list, default=None,
+                   help="feature maps per conv stage, comma-separated (cnn: 20, cnn2: 20,40, resnet_cnn: 16,32)")
+    a.add_argument("--kernel", type=positive_int, default=None, help="conv kernel size (cnn, cnn2; default 5)")
+    a.add_argument("--pool", type=positive_int, default=None, help="pooling window (cnn, cnn2; default 2)")
+    a.add_argument("--pooling", default=None, choices=("max", "l2", "avg"), help="pooling kind (cnn, cnn2; default max)")
+    a.add_argument("--padding", default=None, choices=("VALID", "SAME"),
+                   help="conv padding (cnn, cnn2; default VALID: each conv shrinks the image by kernel - 1)")
+    a.add_argument("--hidden", type=positive_int, default=None,
+                   help="units of the dense layer after the conv stages (cnn, cnn2; default 100)")
+    a.add_argument("--width", type=positive_int, default=None, help="units per hidden layer (resnet_mlp; default 30)")
+    a.add_argument("--depth", type=positive_int, default=None, help="hidden layers (resnet_mlp; default 5)")
+    a.add_argument("--blocks", type=positive_int, default=None, help="residual blocks per stage (resnet_cnn; default 1)")
+    a.add_argument("--dropout", type=fraction, default=None,
+                   help="dropout rate in [0, 1) on the inputs of the dense layers after the first (mlp, cnn, cnn2)")
+    a.add_argument("--batch-norm", action="store_true",
+                   help="BatchNorm after each hidden Dense or Conv2D (mlp, cnn, cnn2, resnet_mlp; resnet_cnn always)")
+
+
+def _optimizer_args(t: argparse.ArgumentParser) -> None:
+    o = t.add_argument_group("optimizer, schedule, clipping")
+    o.add_argument("--optimizer", default="sgd", choices=OPTIMIZERS,
+                   help="the update rule (momentum and nesterov: sgd with momentum 0.9)")
+    o.add_argument("--learning-rate", type=positive_float, default=None,
+                   help="the peak learning rate (default: the API's for the optimizer's name, "
+                        "jaxnets.optim.names.DEFAULT_LEARNING_RATES: sgd 0.01, adam 1e-3, ...)")
+    o.add_argument("--momentum", type=fraction, default=None,
+                   help="momentum in [0, 1) for sgd and rmsprop (default: 0.9 for momentum and nesterov, else none)")
+    o.add_argument("--b1", type=fraction, default=None, help="adam's and adamw's first-moment decay (default: 0.9)")
+    o.add_argument("--b2", type=fraction, default=None, help="adam's and adamw's second-moment decay (default: 0.999)")
+    o.add_argument("--eps", type=positive_float, default=None,
+                   help="adagrad's, rmsprop's, adam's and adamw's epsilon (default: optax's)")
+    o.add_argument("--decay", type=fraction, default=None, help="rmsprop's decay (default: 0.9)")
+    o.add_argument("--weight-decay", type=non_negative_float, default=None,
+                   help="adamw's decoupled weight decay (default: 1e-4)")
+    o.add_argument("--schedule", default="constant", choices=SCHEDULES,
+                   help="learning-rate schedule over the whole run: cosine decay to 0, linear warm-up then cosine, "
+                        "exponential decay per epoch, or piecewise constant")
+    o.add_argument("--warmup-epochs", type=positive_int, default=None,
+                   help="warm-up length for --schedule warmup_cosine (default: 1)")
+    o.add_argument("--decay-rate", type=positive_float, default=None,
+                   help="factor per epoch for --schedule exponential (default: 0.95)")
+    o.add_argument("--boundaries", type=epoch_factors, default=None, metavar="EPOCH:FACTOR,...",
+                   help="for --schedule piecewise: multiply the learning rate by FACTOR after EPOCH epochs, "
+                        "e.g. 20:0.1,40:0.1")
+    o.add_argument("--clip-norm", type=positive_float, default=None,
+                   help="clip the gradient's global norm to this value before the update")
+    o.add_argument("--clip-value", type=positive_float, default=None,
+                   help="clip each gradient entry to [-value, value] before the update")
+
+
 def _train_parser(sub) -> argparse.ArgumentParser:
-    t = sub.add_parser("train", help="train a fully connected network and report test accuracy",
+    t = sub.add_parser("train", help="train a network on a dataset, report test accuracy, optionally save it",
                        formatter_class=HelpFormatter)
     t.add_argument("--dataset", default="digits", help="see `jaxnets datasets` (digits is bundled)")
     t.add_argument("--data-dir", default=None, help="directory holding IDX files (mnist, fashion-mnist)")
+    t.add_argument("--model", default="mlp", choices=TRAIN_MODELS,
+                   help="a jaxnets.models factory: mlp (--sizes), cnn and cnn2 (conv-pool stages, then dense), "
+                        "resnet_mlp, resnet_cnn; the conv nets take NHWC images")
     _model_args(t)
-    t.add_argument("--optimizer", default="sgd", choices=OPTIMIZERS, help="the update rule")
-    t.add_argument("--learning-rate", type=positive_float, default=None,
-                   help="default: 0.1 (sgd, momentum, nesterov, adagrad), 1e-3 (rmsprop, adam, adamw)")
-    t.add_argument("--momentum", type=fraction, default=None,
-                   help="momentum in [0, 1) for sgd and rmsprop (default: 0.9 for momentum and nesterov, else none)")
-    t.add_argument("--b1", type=fraction, default=None, help="adam's and adamw's first-moment decay (default: 0.9)")
-    t.add_argument("--b2", type=fraction, default=None, help="adam's and adamw's second-moment decay (default: 0.999)")
-    t.add_argument("--eps", type=positive_float, default=None,
-                   help="adagrad's, rmsprop's, adam's and adamw's epsilon (default: optax's)")
-    t.add_argument("--decay", type=fraction, default=None, help="rmsprop's decay (default: 0.9)")
-    t.add_argument("--weight-decay", type=non_negative_float, default=None,
-                   help="adamw's decoupled weight decay (default: 1e-4)")
+    _architecture_args(t)
+    _optimizer_args(t)
     t.add_argument("--batch-size", type=positive_int, default=32, help="examples per update")
     t.add_argument("--epochs", type=positive_int, default=30, help="passes over the training set")
     t.add_argument("--gradients", default="manual", choices=("manual", "autodiff"),
@@ -145,6 +121,9 @@ def _train_parser(sub) -> argparse.ArgumentParser:
     t.add_argument("--early-stopping", type=positive_int, default=None, metavar="PATIENCE",
                    help="stop when validation loss has not improved for PATIENCE epochs; restore the best params")
     t.add_argument("--drop-last", action="store_true", help="skip the last partial batch of each epoch")
+    t.add_argument("--save", default=None, metavar="PATH",
+                   help="save the trained model (architecture recipe, params, state, preprocessing) to PATH; "
+                        "`jaxnets predict PATH` and `jaxnets.load_model(PATH)` need no code")
     t.add_argument("--checkpoint-dir", default=None, help="write a checkpoint there every --checkpoint-every epochs")
     t.add_argument("--checkpoint-every", type=positive_int, default=None,
                    help="epochs between checkpoints in --checkpoint-dir (default: 1)")
@@ -163,9 +142,39 @@ def _train_parser(sub) -> argparse.ArgumentParser:
     return t
 
 
+def _saved_run_parsers(sub) -> None:
+    e = sub.add_parser("evaluate", help="loss and accuracy of a model saved by `jaxnets train --save`",
+                       formatter_class=HelpFormatter)
+    e.add_argument("run", metavar="RUN", help="the file written by `jaxnets train --save`")
+    e.add_argument("--dataset", default=None, help="evaluate on this dataset's test split (default: the one it "
+                   "was trained on)")
+    e.add_argument("--data-dir", default=None, help="directory holding IDX files (mnist, fashion-mnist)")
+    e.add_argument("--data", default=None, metavar="FILE.npz",
+                   help="evaluate on your own arrays instead: an .npz file with arrays x (inputs) and y (labels)")
+    e.add_argument("--split", default="test", choices=("test", "train"), help="which split of --dataset")
+    e.set_defaults(parser=e)
+    p = sub.add_parser("predict", help="run a model saved by `jaxnets train --save` on new inputs",
+                       formatter_class=HelpFormatter)
+    p.add_argument("run", metavar="RUN", help="the file written by `jaxnets train --save`")
+    p.add_argument("--input", required=True, metavar="FILE",
+                   help="inputs preprocessed as in training (digits: pixels in [0, 1]): .npy, .npz (array x, or "
+                        "its only array) or .csv (one example per row); flat or image-shaped, with a batch axis")
+    p.add_argument("--output", default=None, metavar="FILE",
+                   help="write the predictions to FILE (.npy, .csv or .txt); default: print one line per example")
+    p.add_argument("--outputs", default="classes", choices=("classes", "scores", "probabilities"),
+                   help="the predicted class index, the model's raw outputs, or probabilities (softmax or sigmoid "
+                        "of logits)")
+    p.set_defaults(parser=p)
+
+
 def _gradcheck_parser(sub) -> argparse.ArgumentParser:
-    g = sub.add_parser("gradcheck", help="check every layer's hand-written gradients against autodiff and finite "
-                       "differences", formatter_class=HelpFormatter)
+    g = sub.add_parser("gradcheck", help="check hand-written gradients against autodiff and finite differences: "
+                       "a built-in model's, or your own layer's", formatter_class=HelpFormatter)
+    g.add_argument("target", nargs="?", default=None, metavar="MODULE:LAYER",
+                   help="your own layer: a Layer or a zero-argument function returning one, as module:name "
+                        "(imported from the current directory) or path/to/file.py:name; needs --input-shape")
+    g.add_argument("--input-shape", type=shape, default=None,
+                   help="per-example input shape of MODULE:LAYER, without the batch axis: 6 or 8,8,1")
     g.add_argument("--model", default="mlp", choices=GRADCHECK_MODELS,
                    help="mlp: --sizes; bn: the same with BatchNorm after each hidden Dense; cnn: a small conv net "
                         "on 8x8x1 images (conv 4x3x3, 2x2 max-pool, dense 16) with the last of --sizes as outputs")
@@ -191,173 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"jaxnets {jaxnets.__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _train_parser(sub)
+    _saved_run_parsers(sub)
     _gradcheck_parser(sub)
     d = sub.add_parser("datasets", help="list the known datasets and whether each is available offline",
                        formatter_class=HelpFormatter)
     d.set_defaults(parser=d)
     return parser
-
-
-# ------------------------------------------------------------------------------ cross-argument checks
-def check_loss_and_output(args, regression: bool = False) -> None:
-    """Usage error when the loss is undefined on what the output unit produces."""
-    loss, unit = losses.get(args.loss), output_unit(args, regression)
-    if loss.on_probabilities and (unit is None or models.OUTPUTS[unit].meta.outputs != "probabilities"):
-        produces = "raw scores (logits)" if unit is None else f"{unit} outputs"
-        on_logits = sorted(name for name, other in losses.LOSSES.items() if other.on_logits)
-        args.parser.error(f"--output {args.output} gives {produces}, which can leave (0, 1), but --loss {args.loss} "
-                          f"takes probabilities (its cost is undefined outside (0, 1)); use --output sigmoid (or "
-                          f"auto), or a loss on logits ({', '.join(on_logits)})")
-
-
-def check_loss_targets(args, output_shape: tuple, targets) -> None:
-    """Usage error when the loss cannot make sense of these outputs and targets (loss.check)."""
-    loss = losses.get(args.loss)
-    if loss.check is None:
-        return
-    try:
-        loss.check(tuple(output_shape), np.asarray(targets))
-    except ValueError as err:
-        args.parser.error(f"--loss {args.loss} with --sizes {','.join(map(str, args.sizes))}: {err}")
-
-
-def _ancestor_problem(path: str) -> str | None:
-    """Why `path` cannot be created (None when it can): its nearest existing ancestor is not a writable
-    directory."""
-    parent = os.path.dirname(os.path.abspath(path))
-    while not os.path.lexists(parent):
-        parent = os.path.dirname(parent)
-    if not os.path.isdir(parent):
-        return f"{parent} is not a directory, so {path} cannot be created inside it; choose another path"
-    if not os.access(parent, os.W_OK):
-        return f"the directory {parent} is not writable; choose another path"
-    return None
-
-
-def output_path_problem(path: str) -> str | None:
-    """Why a file cannot be written at `path` (None when it can)."""
-    if not path:
-        return "the path is empty; give a file name"
-    if os.path.isdir(path):
-        return f"{path} is a directory; give a file name inside it"
-    return _ancestor_problem(path)
-
-
-def directory_problem(path: str) -> str | None:
-    """Why a directory cannot be used or created at `path` (None when it may; fit checks the rest)."""
-    if not path:
-        return "the path is empty; give a directory name"
-    if os.path.lexists(path):
-        return None if os.path.isdir(path) else f"{path} exists and is not a directory; choose another path"
-    return _ancestor_problem(path)
-
-
-# ------------------------------------------------------------------------------ flags that would be ignored
-class Rule(NamedTuple):
-    """`flag` (stored as `dest`) is used only when `applies(args)`: with `needs`; `unused(args)` names the choice
-    that leaves it unused."""
-
-    flag: str
-    dest: str
-    applies: Callable
-    needs: str
-    unused: Callable
-
-
-_MOMENTUM_OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop")
-_ADAPTIVE = ("adagrad", "rmsprop", "adam", "adamw")
-
-
-def _optimizer_rule(flag: str, dest: str, optimizers: tuple) -> Rule:
-    return Rule(flag, dest, lambda a: a.optimizer in optimizers, "--optimizer " + " or ".join(optimizers),
-                lambda a: f"--optimizer {a.optimizer}")
-
-
-def _dataset_kind(name: str) -> str | None:
-    """"idx", "bundled" or "synthetic" for a known dataset name as written, None for any other spelling."""
-    from jaxnets import data
-
-    return {row.name: row.kind for row in data.datasets()}.get(name.strip().lower().replace("_", "-"))
-
-
-_PENALTY_RULE = Rule("--lmbda", "lmbda", lambda a: a.penalty != "none", "a weight penalty: add --penalty l2 (or l1)",
-                     lambda a: "--penalty none")
-_NO_CHECKPOINTS = lambda a: "no --checkpoint-dir"   # noqa: E731
-TRAIN_RULES = (
-    _optimizer_rule("--momentum", "momentum", _MOMENTUM_OPTIMIZERS),
-    _optimizer_rule("--b1", "b1", ("adam", "adamw")),
-    _optimizer_rule("--b2", "b2", ("adam", "adamw")),
-    _optimizer_rule("--eps", "eps", _ADAPTIVE),
-    _optimizer_rule("--decay", "decay", ("rmsprop",)),
-    _optimizer_rule("--weight-decay", "weight_decay", ("adamw",)),
-    _PENALTY_RULE,
-    Rule("--checkpoint-every", "checkpoint_every", lambda a: a.checkpoint_dir is not None, "--checkpoint-dir DIR",
-         _NO_CHECKPOINTS),
-    Rule("--overwrite", "overwrite", lambda a: a.checkpoint_dir is not None, "--checkpoint-dir DIR", _NO_CHECKPOINTS),
-    Rule("--gradcheck-batch", "gradcheck_batch", lambda a: a.gradcheck, "--gradcheck", lambda a: "no --gradcheck"),
-    Rule("--data-dir", "data_dir", lambda a: _dataset_kind(a.dataset) in ("idx", None),
-         "an IDX dataset (--dataset mnist or fashion-mnist)", lambda a: f"--dataset {a.dataset}"),
-)
-GRADCHECK_RULES = (
-    _PENALTY_RULE,
-    Rule("--eval", "eval", lambda a: a.model == "bn", "--model bn (mlp and cnn compute the same in training and "
-         "evaluation mode)", lambda a: f"--model {a.model}"),
-)
-
-
-def check_no_ignored_flags(args, rules) -> None:
-    """Usage error naming the first flag given where nothing uses it (e.g. --momentum with --optimizer adam)."""
-    for rule in rules:
-        value = getattr(args, rule.dest)
-        if value is None or value is False or rule.applies(args):
-            continue
-        given = rule.flag if value is True else f"{rule.flag} {value}"
-        args.parser.error(f"{given} would be ignored with {rule.unused(args)}: it applies only with {rule.needs}; "
-                          f"drop {rule.flag} or change the other choice")
-
-
-def check_penalty_strength(args) -> None:
-    if args.penalty != "none" and not args.lmbda:
-        args.parser.error(f"--penalty {args.penalty} needs its strength --lmbda λ > 0 (e.g. --lmbda 0.1); without it "
-                          "the penalty would be zero")
-
-
-def fill_defaults(args) -> None:
-    """The documented value of each conditional option that was not given (after the checks above)."""
-    for dest, value in DEFAULTS.items():
-        if getattr(args, dest, False) is None:
-            setattr(args, dest, value)
-
-
-def check_train_args(args) -> None:
-    error = args.parser.error
-    check_no_ignored_flags(args, TRAIN_RULES)
-    check_penalty_strength(args)
-    for flag, path, why in (("--metrics-out", args.metrics_out, output_path_problem),
-                            ("--plot-out", args.plot_out, output_path_problem),
-                            ("--checkpoint-dir", args.checkpoint_dir, directory_problem)):
-        problem = path is not None and why(path)
-        if problem:
-            error(f"{flag} {path}: {problem}")
-    if args.metrics_out and not args.metrics_out.lower().endswith((".json", ".csv")):
-        error(f"--metrics-out {args.metrics_out}: the history is written as JSON or CSV, chosen by the name; end it "
-              "with .json or .csv")
-    if args.plot_out is not None and importlib.util.find_spec("matplotlib") is None:
-        error("--plot-out needs matplotlib, which is not installed: pip install matplotlib, or drop --plot-out")
-    if args.early_stopping is not None and args.val_fraction == 0:
-        error("--early-stopping needs a validation split; set --val-fraction > 0 (e.g. 0.1)")
-    if args.resume and args.checkpoint_dir is None:
-        error("--resume continues from --checkpoint-dir; pass --checkpoint-dir DIR")
-    check_loss_and_output(args)
-    fill_defaults(args)
-
-
-def check_gradcheck_args(args) -> None:
-    check_no_ignored_flags(args, GRADCHECK_RULES)
-    check_penalty_strength(args)
-    fill_defaults(args)
-    if args.model == "bn" and args.batch < 2 and not args.eval:
-        args.parser.error(f"--batch {args.batch}: --model bn in training mode normalises by batch statistics, which "
-                          "one example makes degenerate (zero variance); use --batch 2 or more, or --eval")
-    check_loss_and_output(args)
-    check_loss_targets(args, (args.batch, args.sizes[-1]), gradcheck_targets(args, jax.random.key(0)))

@@ -1,4 +1,5 @@
-"""The `jaxnets` subcommands: train (then optionally check the trained net), gradcheck, datasets."""
+"""The `jaxnets` subcommands train (then optionally save and check the trained net), gradcheck, datasets;
+evaluate and predict are in `jaxnets.cli.saved`, gradcheck of the user's own layer in `jaxnets.cli.user_layer`."""
 from __future__ import annotations
 
 import os
@@ -9,8 +10,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxnets.cli.build import build_model, build_optimizer, build_penalty, gradcheck_problem, input_shape
-from jaxnets.cli.arguments import check_loss_targets
+from jaxnets.cli.build import (build_optimizer, build_penalty, gradcheck_problem, steps_per_epoch,
+                               train_model)
+from jaxnets.cli.checks import check_loss_targets
+from jaxnets.cli.saved import save_run
+
+__all__ = ["cmd_train", "cmd_gradcheck", "cmd_datasets", "gradcheck_tables", "check_failure", "interrupted_message"]
 
 
 def gradcheck_tables(model, loss, params, state, x, y, penalty=None, *, show_x64: bool = True):
@@ -61,7 +66,23 @@ def interrupted_message(args) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ commands
+def _load_data(args):
+    """The dataset, flat for mlp and resnet_mlp, NHWC images for the conv nets (a usage error when it has none)."""
+    from jaxnets import data
+    from jaxnets.cli.build import IMAGE_MODELS
+
+    images = args.model in IMAGE_MODELS
+    ds = data.load(args.dataset, flatten=not images, **({"data_dir": args.data_dir} if args.data_dir else {}))
+    if images and ds.x_train.ndim != 4:
+        args.parser.error(f"--model {args.model} takes images (N, H, W, C), but --dataset {args.dataset} has inputs "
+                          f"of shape {ds.x_train.shape}; use an image dataset (digits, mnist, fashion-mnist) or "
+                          "--model mlp")
+    return ds
+
+
 def _check_sizes_fit(args, ds) -> None:
+    if args.model != "mlp":
+        return
     features = ds.x_train.shape[1]
     if features != args.sizes[0]:
         args.parser.error(f"--sizes starts with {args.sizes[0]} inputs but {args.dataset} has {features} features; "
@@ -70,6 +91,15 @@ def _check_sizes_fit(args, ds) -> None:
     if classes and args.sizes[-1] != classes and not (args.sizes[-1] == 1 and classes == 2):
         args.parser.error(f"--sizes ends with {args.sizes[-1]} outputs but {args.dataset} has {classes} classes; "
                           f"end --sizes with {classes}")
+
+
+def _outputs(args, ds) -> int:
+    """Output units: the last of --sizes for mlp, else one per class (1 for regression and 1-column targets)."""
+    if args.model == "mlp":
+        return args.sizes[-1]
+    if ds.classes:
+        return len(ds.classes)
+    return 1 if ds.y_train.ndim == 1 else int(ds.y_train.shape[1])
 
 
 def _print_result(result, h, model, tx_desc, args, penalty, elapsed) -> None:
@@ -112,21 +142,22 @@ def cmd_train(args) -> int:
     from jaxnets.training import (CheckpointDirError, CheckpointWriteError, EarlyStopping, TrainingDivergedError,
                                   evaluate, fit, plot_history)
 
-    ds = data.load(args.dataset, flatten=True, **({"data_dir": args.data_dir} if args.data_dir else {}))
+    ds = _load_data(args)
     _check_sizes_fit(args, ds)
     regression = not ds.classes
     x_train, y_train, val = ds.x_train, ds.y_train, None
     if args.val_fraction > 0:
         x_train, y_train, xv, yv = data.train_val_split(ds.x_train, ds.y_train, args.val_fraction, seed=args.seed)
         val = (xv, yv)
-    model, loss = build_model(args, regression)
-    check_loss_targets(args, (x_train.shape[0], args.sizes[-1]), y_train)
+    n_out = _outputs(args, ds)
+    model, loss, recipe = train_model(args, int(np.prod(ds.x_train.shape[1:])), n_out, regression)
+    check_loss_targets(args, (x_train.shape[0], n_out), y_train)
     penalty = build_penalty(args, x_train.shape[0])
-    tx, tx_desc = build_optimizer(args)
+    tx, tx_desc = build_optimizer(args, steps_per_epoch(x_train.shape[0], args.batch_size, args.drop_last))
     n_val = 0 if val is None else val[0].shape[0]
     print(f"dataset {args.dataset}: {x_train.shape[0]} train / {n_val} validation / {ds.x_test.shape[0]} test "
           f"examples" + (f", {len(ds.classes)} classes" if ds.classes else " (regression)"))
-    print(summary(model, input_shape(args)))
+    print(summary(model, tuple(ds.x_train.shape[1:])))
     early = EarlyStopping(args.early_stopping) if args.early_stopping else None
     t0 = time.perf_counter()
     try:
@@ -158,11 +189,19 @@ def cmd_train(args) -> int:
         print(f"test accuracy: {test['accuracy']:.4f} ({correct}/{ds.x_test.shape[0]}), test loss {test['loss']:.4f}")
     else:
         print(f"test loss: {test['loss']:.6f}")
+    if args.save:
+        print(f"model saved to {save_run(args, ds, model, recipe, result, test)}; use it with `jaxnets predict "
+              f"{args.save} --input FILE` or jaxnets.load_model")
     return _train_gradcheck(args, model, loss, result, ds, penalty) if args.gradcheck else 0
 
 
 def cmd_gradcheck(args) -> int:
     from jaxnets import gradcheck
+
+    if args.target is not None:
+        from jaxnets.cli.user_layer import cmd_gradcheck_layer
+
+        return cmd_gradcheck_layer(args)
 
     with jax.enable_x64(bool(args.x64)):
         model, loss, params, state, x, y, ctx = gradcheck_problem(args)
