@@ -225,3 +225,44 @@ def test_metrics_add_train_and_val_columns_measured_after_each_epoch():
         _fit(optim.adam(1e-2), metrics={"loss": mean_margin})
     with pytest.raises(TypeError, match="metrics"):
         _fit(optim.adam(1e-2), metrics={"m": 3})
+
+
+# --------------------------------------------------------------------------------------------- notebooks and logs
+def test_compiling_notice_once_per_configuration(capsys):
+    model = jn.serial(jn.Dense(5), jn.Tanh(), jn.Dense(2))   # a configuration no other test compiles
+
+    def run(**kw):
+        jn.fit(model, "softmax_cross_entropy", optim.sgd(0.0123), (X, Y), epochs=1, batch_size=40, key=KEY, **kw)
+        return capsys.readouterr().err
+
+    assert run(progress=False) == ""
+    model = jn.serial(jn.Dense(5), jn.Tanh(), jn.Dense(3))
+    assert "compiling the training programs" in run()
+    assert "compiling" not in run()   # the same configuration again: compiled already
+
+
+def test_progress_bar_is_shown_in_a_jupyter_kernel(monkeypatch):
+    import sys
+    import types
+
+    from jaxnets.training import progress
+
+    assert not progress.shows_bar(True)   # pytest's stderr is not a terminal
+    shell = type("ZMQInteractiveShell", (), {})()
+    monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(get_ipython=lambda: shell))
+    assert progress.shows_bar(True) and not progress.shows_bar(False)
+
+
+def test_plot_history_returns_a_figure_without_a_path(tmp_path):
+    pytest.importorskip("matplotlib")
+    r = _fit(optim.sgd(0.1), epochs=2, val_data=(X, Y))
+    fig = jn.plot_history(r)
+    assert len(fig.axes) == 2 and fig.axes[0].get_xlabel() == "epoch"
+    assert jn.plot_history(r.history, tmp_path / "h.png") == str(tmp_path / "h.png")
+    assert (tmp_path / "h.png").stat().st_size > 0
+
+
+def test_predict_on_one_example_suggests_a_batch_axis():
+    _, params, state = MODEL.init(KEY, (6,))
+    with pytest.raises(ValueError, match=r"x\[None\]"):
+        jn.predict(MODEL, params, state, X[0])

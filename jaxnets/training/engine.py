@@ -117,6 +117,7 @@ def _copy(tree, sharding=None):
 
 
 _INDICES: list = []
+_RAN: set = set()   # ids of the (memoised) Programs that have trained an epoch in this process: compiled already
 
 
 def _indices(n: int) -> list:
@@ -204,6 +205,9 @@ def run(plan: Plan, resume_point=None) -> Outcome:
     reporter = Reporter(plan.epochs, min(epoch0, plan.epochs), steps_per_epoch(plan), progress=plan.progress and main,
                         verbose=plan.verbose and main, desc=plan.desc)
     epoch_seconds, t_start = [], time.perf_counter()
+    if id(progs) not in _RAN and epoch0 < plan.epochs:
+        reporter.compiling()
+    _RAN.add(id(progs))
     judging = not config.plateau_per_step and plateau.has_plateau(plan.ts.opt_state)
     observing = bool(jax.eval_shape(progs.observe, plan.ts, plan.hps))
 

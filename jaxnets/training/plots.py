@@ -1,15 +1,18 @@
-"""Learning curves: `plot_history(history, path)` writes a PNG (matplotlib is an optional dependency)."""
+"""Learning curves: `plot_history(history, path)` writes a PNG; without a path it returns the matplotlib Figure
+(shown inline in Jupyter). matplotlib is an optional dependency (`pip install jaxnets[plot]`)."""
 from __future__ import annotations
 
 import os
+import sys
 
 
-def _pyplot():
+def _pyplot(headless: bool):
     try:
         import matplotlib
     except ImportError as err:
         raise ImportError("plot_history needs matplotlib; install it with `pip install jaxnets[plot]`") from err
-    matplotlib.use("Agg", force=False)
+    if headless and "matplotlib.pyplot" not in sys.modules:   # writing a file: no display needed; never override
+        matplotlib.use("Agg", force=False)                     # a backend the user (or Jupyter) already chose
     import matplotlib.pyplot as plt
 
     return plt
@@ -21,16 +24,20 @@ def _integer_locator():
     return MaxNLocator(integer=True, min_n_ticks=1)
 
 
-def plot_history(history, path, *, title: str | None = None, best_epoch: int | None = None) -> str:
-    """Plot loss (and accuracy, when recorded) per epoch for training and validation; save to `path` (PNG).
+def plot_history(history, path=None, *, title: str | None = None, best_epoch: int | None = None):
+    """Plot loss (and accuracy, when recorded) per epoch for training and validation.
 
-    history: a `History` (or anything with `.rows` of dicts with "epoch"/"train_loss"/...); best_epoch: draw a
-    dotted marker at that epoch (e.g. `result.best_epoch`). Returns the path.
+    history: a `History`, a `FitResult` (its history and best epoch), or anything with `.rows` of dicts with
+    "epoch"/"train_loss"/...; path: where to save a PNG, or None to return the Figure (Jupyter shows it);
+    best_epoch: draw a dotted marker at that epoch (e.g. `result.best_epoch`). Returns the path, or the Figure.
     """
+    if hasattr(history, "history") and hasattr(history, "best_epoch"):   # a FitResult
+        best_epoch = history.best_epoch if best_epoch is None else best_epoch
+        history = history.history
     rows = list(getattr(history, "rows", history))
     if not rows:
         raise ValueError("plot_history: the history is empty; train at least one epoch first")
-    plt = _pyplot()
+    plt = _pyplot(headless=path is not None)
     epochs = [r["epoch"] for r in rows]
     has_acc = any(r.get("train_accuracy") is not None or r.get("val_accuracy") is not None for r in rows)
     panels = [("loss", "loss (cost)")] + ([("accuracy", "accuracy")] if has_acc else [])
@@ -53,6 +60,8 @@ def plot_history(history, path, *, title: str | None = None, best_epoch: int | N
         ax.legend()
     fig.suptitle(title or "learning curves")
     fig.tight_layout()
+    if path is None:
+        return fig
     path = os.fspath(path)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=100)

@@ -1,4 +1,6 @@
-"""Progress output of the training engine: a tqdm bar on a terminal, an optional line per epoch, or nothing.
+"""Progress output of the training engine: a tqdm bar on a terminal or in Jupyter (`tqdm.auto` draws a widget
+there), a one-line "compiling" notice before a first epoch that compiles (also in a log file, where no bar is
+drawn), an optional line per epoch, or nothing (progress=False).
 
 The bar counts epochs; within an epoch that takes more than a few seconds it also advances with the steps:
 the step driver reports after each step from the host loop, and a scanned epoch reports from inside the
@@ -28,9 +30,18 @@ def format_row(row: dict) -> str:
     return "  ".join(parts)
 
 
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel (where stderr is not a terminal but `tqdm.auto` draws a widget)."""
+    shell = sys.modules.get("IPython")
+    try:
+        return shell is not None and type(shell.get_ipython()).__name__ == "ZMQInteractiveShell"
+    except Exception:   # noqa: BLE001 — an IPython without a running shell
+        return False
+
+
 def shows_bar(progress: bool, stream=None) -> bool:
     stream = sys.stderr if stream is None else stream
-    return bool(progress) and getattr(stream, "isatty", lambda: False)()
+    return bool(progress) and (getattr(stream, "isatty", lambda: False)() or (stream is sys.stderr and in_notebook()))
 
 
 def _on_step(i):
@@ -52,8 +63,9 @@ class Reporter:
 
     def __init__(self, epochs: int, start: int, steps: int | None, *, progress: bool, verbose: bool,
                  stream=None, desc: str = "fit"):
-        self.epochs, self.verbose, self.steps = epochs, verbose, steps
+        self.epochs, self.verbose, self.steps, self.progress, self.desc = epochs, verbose, steps, progress, desc
         stream = sys.stderr if stream is None else stream
+        self.stream = stream
         self.bar, self._epoch_start, self._done_steps = None, time.perf_counter(), 0
         if shows_bar(progress, stream):
             from tqdm.auto import tqdm
@@ -96,6 +108,17 @@ class Reporter:
                 self.bar.write(line)
             else:
                 print(line, flush=True)
+
+    def compiling(self) -> None:
+        """One line before a first epoch whose programs are not compiled yet (they compile during it)."""
+        if not self.progress:
+            return
+        text = (f"{self.desc}: compiling the training programs during the first epoch (once per configuration; "
+                "later fits with the same configuration reuse them)")
+        if self.bar is not None:
+            self.bar.write(text, file=self.stream)
+        else:
+            print(text, file=self.stream, flush=True)
 
     def message(self, text: str) -> None:
         if self.bar is not None:

@@ -159,7 +159,9 @@ def check_inputs(x, name: str):
         x = np.asarray(x)
     if x.ndim < 2:
         raise ValueError(f"{name}: x has shape {tuple(x.shape)} but needs a batch axis and feature axes, "
-                         "e.g. (N, D); reshape it, e.g. x[:, None] for one feature")
+                         f"e.g. (N, D): for one example of {x.shape[0] if x.ndim else 1} features write x[None] "
+                         f"(shape (1, {x.shape[0] if x.ndim else 1})); for {x.shape[0] if x.ndim else 1} examples of "
+                         "one feature, x[:, None]")
     if x.shape[0] == 0:
         raise ValueError(f"{name} is empty (x has shape {tuple(x.shape)}); pass at least one example")
     if not jnp.issubdtype(x.dtype, jnp.floating):
