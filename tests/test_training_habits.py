@@ -266,3 +266,14 @@ def test_predict_on_one_example_suggests_a_batch_axis():
     _, params, state = MODEL.init(KEY, (6,))
     with pytest.raises(ValueError, match=r"x\[None\]"):
         jn.predict(MODEL, params, state, X[0])
+
+
+def test_keep_checkpoints_is_an_argument(tmp_path):
+    import os
+
+    _fit(optim.sgd(0.1), epochs=4, checkpoint_dir=tmp_path / "run", keep_checkpoints=3)
+    assert len([f for f in os.listdir(tmp_path / "run") if not f.startswith(".")]) == 3
+    _fit(optim.sgd(0.1), epochs=4, checkpoint_dir=tmp_path / "run1", keep_checkpoints=1)
+    assert len([f for f in os.listdir(tmp_path / "run1") if not f.startswith(".")]) == 1
+    with pytest.raises(ValueError, match="keep_checkpoints"):
+        _fit(optim.sgd(0.1), checkpoint_dir=tmp_path / "run2", keep_checkpoints=0)

@@ -250,7 +250,7 @@ def fit(model, loss, optimizer, train_data, *, epochs: int, batch_size: int | No
     try:
         if checkpoint_dir is not None:
             directory = CheckpointDir(checkpoint_dir, resume=resume, overwrite=overwrite,
-                                      writer=jax.process_index() == 0)
+                                      writer=jax.process_index() == 0, keep=keep_checkpoints)
             if source != "arrays" and resume and source.one_pass:
                 raise ValueError("resume=True with an iterator as train_data: a one-pass iterator cannot be rewound "
                                  "to the epoch the run stopped at; pass a function returning the batches of an epoch "
