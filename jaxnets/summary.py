@@ -9,7 +9,9 @@
     total: 23,860 parameters (93.2 KiB as float32), 0 state values
 
 Nested layers (the children of `serial`, `residual`, `branches`, ...) are indented under their parent, whose
-counts include theirs. Nothing is computed: shapes come from `jax.eval_shape` of `init` and of one forward pass.
+counts include theirs. A layer whose backward is autodiff of its forward rather than hand-written
+(`Meta.autodiff_backward`: `layers.from_function`, the `jaxnets.interop` adapters) is marked in a last column,
+"backward: autodiff", shown only when the model has such a layer, and counted under the table. Nothing is computed: shapes come from `jax.eval_shape` of `init` and of one forward pass.
 """
 from __future__ import annotations
 
@@ -27,11 +29,15 @@ __all__ = ["Summary", "SummaryRow", "summary"]
 
 
 class SummaryRow(NamedTuple):
+    """depth below the model; the layer's name; its per-example output shape; its parameter and state counts;
+    autodiff_backward: its backward is autodiff of its forward, not hand-written."""
+
     depth: int
     name: str
     output_shape: tuple
     params: int
     state: int
+    autodiff_backward: bool = False
 
 
 class Summary(NamedTuple):
@@ -47,11 +53,17 @@ class Summary(NamedTuple):
         labels = [_clip("  " * r.depth + r.name, NAME_WIDTH) for r in self.rows]
         width = max([len(label) for label in labels] + [20]) + 2
         shape_width = max([len(str(r.output_shape)) for r in self.rows] + [12]) + 2
-        lines = [f"{'layer':<{width}}{'output shape':<{shape_width}}{'params':>12}{'state':>10}"]
+        marked = sum(r.autodiff_backward for r in self.rows)
+        lines = [f"{'layer':<{width}}{'output shape':<{shape_width}}{'params':>12}{'state':>10}"
+                 + ("  backward" if marked else "")]
         lines.append("-" * len(lines[0]))
         for label, r in zip(labels, self.rows):
-            lines.append(f"{label:<{width}}{str(r.output_shape):<{shape_width}}{r.params:>12,}{r.state:>10,}")
+            lines.append(f"{label:<{width}}{str(r.output_shape):<{shape_width}}{r.params:>12,}{r.state:>10,}"
+                         + ("  autodiff" if r.autodiff_backward else ""))
         lines.append(f"total: {self.params:,} parameters ({_bytes(self.param_bytes)}), {self.state:,} state values")
+        if marked:
+            lines.append(f"autodiff backward: {marked} layer{'s' if marked > 1 else ''} whose backward is jax.vjp of "
+                         "the forward, not hand-written (layers.from_function, jaxnets.interop)")
         return "\n".join(lines)
 
 
@@ -95,6 +107,7 @@ def summary(model: Layer, input_shape, *, dtype=None) -> Summary:
     rows = []
     for path, layer in nodes.nodes(model):
         rows.append(SummaryRow(len(path), layer.name, _per_example(records[path].y),
-                               _count(nodes.subtree(params, path)), _count(nodes.subtree(state, path))))
+                               _count(nodes.subtree(params, path)), _count(nodes.subtree(state, path)),
+                               bool(layer.meta.autodiff_backward)))
     nbytes = sum(int(math.prod(a.shape)) * jnp.dtype(a.dtype).itemsize for a in jax.tree_util.tree_leaves(params))
     return Summary(tuple(rows), _count(params), _count(state), nbytes)

@@ -17,6 +17,12 @@ shows it as the failure. Each returns the report(s) when the check passes. Toler
 default by dtype), `fd_rtol` (against finite differences, default 1e-6 in float64), `atol`. Other keyword
 arguments go to the `jaxnets.gradcheck` function underneath. `check_grads` takes the arguments of
 `jax.test_util.check_grads` (order 1).
+
+These helpers test hand-written derivatives. A layer whose backward is autodiff of its forward
+(`Meta.autodiff_backward`: `layers.from_function`, `jaxnets.interop` adapters) agrees with autodiff by construction,
+so `assert_layer_gradients` refuses it with a ValueError unless `allow_autodiff=True` (then only the finite-
+difference columns test anything); `assert_model_gradients` checks a model containing such layers and its report
+marks their rows.
 """
 from __future__ import annotations
 
@@ -43,7 +49,8 @@ def assert_layer_gradients(layer, input_shape, *, key=None, train=(True, False),
                            atol: float = 0.0, batched: bool = True, reentrant: bool = True, **options) -> tuple:
     """Check one layer alone (`gradcheck.check_layer`) in each mode of `train` (a bool or a tuple of bools;
     default both), with the batched and reentrancy checks on. key: default jax.random.key(0). Returns the
-    reports, one per mode."""
+    reports, one per mode. A layer with an autodiff backward is refused unless `allow_autodiff=True` is passed
+    (it goes to check_layer with the other options)."""
     __tracebackhide__ = True
     modes = (train,) if isinstance(train, bool) else tuple(train)
     key = jax.random.key(0) if key is None else key

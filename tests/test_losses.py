@@ -274,3 +274,7 @@ def test_resolve_accepts_a_loss_a_name_an_alias_or_a_function():
         losses.resolve(Dense(3), "evaluate")
     with pytest.raises(TypeError, match=r"^fit: loss must be a jaxnets Loss.*got int"):
         losses.resolve(3, "fit")
+    with pytest.raises(TypeError, match=r"got the function len, which cannot take \(outputs, targets\)"):
+        losses.resolve(len, "fit")
+    with pytest.raises(TypeError, match=r"from_function\(f\): len cannot be called as f\(outputs, targets\)"):
+        losses.from_function(len)

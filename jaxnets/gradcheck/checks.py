@@ -50,8 +50,8 @@ from jaxnets.gradcheck.estimates import finite_differences_of
 from jaxnets.gradcheck.memo import built as _built
 from jaxnets.gradcheck.report import COLUMNS, Report
 from jaxnets.gradcheck.rows import build_rows
-from jaxnets.gradcheck.common import (COORDINATE_LIMIT, check_mode, dtype_name, fd_label, host, options, path_str,
-                                     size_of)
+from jaxnets.gradcheck.common import (AUTODIFF_LOSS, COORDINATE_LIMIT, autodiff_notes, check_mode, dtype_name,
+                                     fd_label, host, options, path_str, size_of)
 from jaxnets.gradcheck.one_layer import check_layer, layer_rows
 
 __all__ = ["check_layer", "check_model", "compare", "COORDINATE_LIMIT"]
@@ -163,7 +163,7 @@ def compare(model: Layer, loss, params, state, x, y, ctx: Ctx = Ctx(train=True),
         return Report((), dtype, None, problems=tuple(problems))
     mode = check_mode(finite_diff, size_of((params, x)), "compare")
     rows = _model_rows(model, loss, params, state, x, y, ctx, penalty, mode, directions, step, key, policy)
-    return Report(tuple(rows), dtype, fd_label(mode, directions))
+    return Report(tuple(rows), dtype, fd_label(mode, directions), notes=tuple(autodiff_notes(model, loss)))
 
 
 def check_model(model: Layer, loss, params, state, x, y, ctx: Ctx = Ctx(train=True), penalty=None, *,
@@ -218,7 +218,7 @@ def check_model(model: Layer, loss, params, state, x, y, ctx: Ctx = Ctx(train=Tr
                 node_rows = [r._replace(note="nearby input") for r in nearby_rows]
         rows += node_rows
     rows, notes = _coupled_kinks(rows, dtype)
-    return Report(tuple(rows), dtype, fd_label(mode, directions), notes=tuple(notes))
+    return Report(tuple(rows), dtype, fd_label(mode, directions), notes=tuple(autodiff_notes(model, loss) + notes))
 
 
 def _coupled_kinks(rows, dtype):
@@ -270,6 +270,11 @@ def _loss_grad_autodiff(loss):
 
 
 def _loss_rows(loss, outputs, y, fd_args):
+    rows = _loss_rows_of(loss, outputs, y, fd_args)
+    return [r._replace(note=AUTODIFF_LOSS) for r in rows] if getattr(loss, "autodiff_grad", False) else rows
+
+
+def _loss_rows_of(loss, outputs, y, fd_args):
     name = getattr(loss, "name", "loss")
     g_man = loss.grad(outputs, y)
     g_auto = _built(_loss_grad_autodiff, loss)(outputs, y)

@@ -13,8 +13,8 @@ from jaxnets.gradcheck.estimates import finite_differences_of
 from jaxnets.gradcheck.memo import built as _built
 from jaxnets.gradcheck.report import Report
 from jaxnets.gradcheck.rows import build_rows
-from jaxnets.gradcheck.common import (check_mode, dtype_name, fd_label, host, options, path_str,
-                                     size_of)
+from jaxnets.gradcheck.common import (AUTODIFF_LAYER, autodiff_notes, check_mode, dtype_name, fd_label, host,
+                                     is_autodiff, options, path_str, size_of)
 
 __all__ = ["check_layer", "layer_rows"]
 
@@ -54,7 +54,13 @@ def _layer_labels(layer: Layer, where, params, x) -> list:
 
 
 def layer_rows(check, layer: Layer, where, params, state, x, ctx, dy, *, mode, directions, step, key):
-    """Rows for `layer` at (params, state, x, ctx) with output cotangent dy: each param leaf and the input."""
+    """Rows for `layer` at (params, state, x, ctx) with output cotangent dy: each param leaf and the input; the
+    rows of a layer with an autodiff backward carry the note `AUTODIFF_LAYER`."""
+    rows = _rows(check, layer, where, params, state, x, ctx, dy, mode=mode, directions=directions, step=step, key=key)
+    return [r._replace(note=AUTODIFF_LAYER) for r in rows] if is_autodiff(layer) else rows
+
+
+def _rows(check, layer: Layer, where, params, state, x, ctx, dy, *, mode, directions, step, key):
     train = bool(ctx.train)
     manual, autodiff = _built(_layer_manual, layer, train), _built(_layer_autodiff, layer, train)
     g_man = manual(params, state, x, dy, ctx.key)
@@ -99,7 +105,7 @@ def _layer_consistency(layer: Layer, label: str, params, state, x, ctx, dy, key,
 
 def check_layer(layer: Layer, input_shape, *, key, batch_size: int = 4, train: bool = True, params=None, state=None,
                 finite_diff="auto", directions: int = 4, step: float = 1e-5, batched: bool = False,
-                reentrant: bool = False) -> Report:
+                reentrant: bool = False, allow_autodiff: bool = False) -> Report:
     """Check one layer's backward alone, in float64: dparams and dx against `jax.vjp` and finite differences.
 
     input_shape: per-example shape (no batch axis); key: initialises the layer (unless `params`/`state` are
@@ -108,10 +114,23 @@ def check_layer(layer: Layer, input_shape, *, key, batch_size: int = 4, train: b
     finite_diff, directions, step: see the module docstring; batched, reentrant: the extra checks of the module
     docstring. Returns a `Report` with one "layer" row per parameter leaf and one for the input, or, when what
     `backward` returns is not shaped like (params, x), no rows and the problems.
+
+    check_layer tests a hand-written backward, so it refuses (ValueError) a layer whose backward is autodiff of
+    its forward (`Meta.autodiff_backward`: `layers.from_function`, `jaxnets.interop` adapters), where manual~autodiff
+    is 0 by construction, unless `allow_autodiff=True`: then its rows say so and only the finite-difference
+    columns test it (autodiff through the forward).
     """
     if not isinstance(layer, Layer):
         raise TypeError(f"check_layer(layer): a jaxnets Layer, got {type(layer).__name__}")
     where = f"check_layer({layer.name})"
+    if not isinstance(allow_autodiff, bool):
+        raise TypeError(f"{where}: allow_autodiff must be True or False, got {allow_autodiff!r}")
+    if is_autodiff(layer) and not allow_autodiff:
+        raise ValueError(f"{where}: this layer's backward is jax.vjp of its forward (Meta.autodiff_backward: "
+                         "layers.from_function or a jaxnets.interop adapter), not hand-written, so comparing it with "
+                         "autodiff proves nothing; pass allow_autodiff=True to check it anyway (the finite-difference "
+                         "columns then test autodiff through the forward), or write its backward by hand "
+                         "(docs/custom-layers.md)")
     directions, step, _ = options(where, finite_diff, directions, step, None)
     key = arguments.key(key, where)
     if key is None:
@@ -142,4 +161,5 @@ def check_layer(layer: Layer, input_shape, *, key, batch_size: int = 4, train: b
                            step=step, key=k_dir)
         problems, notes = _layer_consistency(layer, f"layer {layer.name} (checked alone)", params, state, x, ctx, dy,
                                              k_dir, batched=batched, reentrant=reentrant)
+    notes = autodiff_notes(layer) + notes
     return Report(tuple(rows), "float64", fd_label(mode, directions), tuple(problems), tuple(notes))

@@ -8,6 +8,7 @@ averages over them) the alias points to the Keras/PyTorch quantity. The table is
 """
 from __future__ import annotations
 
+import inspect
 from typing import Callable
 
 import jax
@@ -72,6 +73,17 @@ def get(name: str) -> Loss:
     return found
 
 
+def _takes_two(f) -> bool:
+    """False when f's signature cannot take (outputs, targets) positionally; True when it can or is unknown."""
+    try:
+        inspect.signature(f).bind(None, None)
+    except TypeError:
+        return False
+    except ValueError:   # no signature to read (some builtins): let the call decide
+        return True
+    return True
+
+
 def from_function(f: Callable, name: str | None = None) -> Loss:
     """A Loss from a function `f(outputs, targets) -> scalar` (the mean over the batch, e.g.
     `lambda a, y: jnp.mean((a - y) ** 2)`), whose output gradient is `jax.grad` of f with respect to the outputs
@@ -83,6 +95,9 @@ def from_function(f: Callable, name: str | None = None) -> Loss:
     if not callable(f) or isinstance(f, type):
         raise TypeError(f"losses.from_function(f): a function f(outputs, targets) -> scalar, got "
                         f"{type(f).__name__}")
+    if not _takes_two(f):
+        raise TypeError(f"losses.from_function(f): {getattr(f, '__name__', type(f).__name__)} cannot be called as "
+                        "f(outputs, targets); a loss function takes the model's outputs and the targets")
     if name is not None and (not isinstance(name, str) or not name):
         raise TypeError(f"losses.from_function(name): a non-empty str or None, got {name!r}")
     label = name or getattr(f, "__name__", None) or type(f).__name__
@@ -117,9 +132,11 @@ def resolve(loss, where: str) -> Loss:
                         "params/optimizer, then data")
     if isinstance(loss, tuple) and callable(getattr(loss, "value", None)) and callable(getattr(loss, "grad", None)):
         return loss   # a Loss-like named tuple (value, grad, name, ...) from older code
-    if callable(loss) and not isinstance(loss, (tuple, type)):
+    if callable(loss) and not isinstance(loss, (tuple, type)) and _takes_two(loss):
         return from_function(loss)
+    got = (f"the function {getattr(loss, '__name__', type(loss).__name__)}, which cannot take (outputs, targets)"
+           if callable(loss) and not isinstance(loss, type) else type(loss).__name__)
     raise TypeError(f"{where}: loss must be a jaxnets Loss (e.g. losses.softmax_cross_entropy), a name or alias "
                     f"('softmax_cross_entropy', 'mse', 'cross_entropy', ...), or a function f(outputs, targets) -> "
-                    f"scalar batch mean (its gradient by autodiff); got {type(loss).__name__}. The order is model, "
-                    "loss, then params/optimizer, then data")
+                    f"scalar batch mean (its gradient by autodiff); got {got}. The order is model, loss, then "
+                    "params/optimizer, then data")
