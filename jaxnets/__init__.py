@@ -6,6 +6,7 @@ carries a hand-written backward pass, cross-checked by `jax.grad` and by finite 
 """
 from jaxnets import gradcheck, gradients, initializers, losses
 from jaxnets import checkpoint, data
+from jaxnets.saved_model import load_model
 from jaxnets import optim
 from jaxnets.core import Ctx, Layer, Meta, apply, init, serial
 from jaxnets.compile_cache import clear_compilation_cache, enable_compilation_cache

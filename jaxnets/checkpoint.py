@@ -1,37 +1,30 @@
-"""Save and load pytrees (params, layer state, optimizer state, PRNG keys) without pickle, atomically.
+"""Save and load pytrees (params, layer state, optimizer state, PRNG keys, a FitResult) without pickle, atomically.
 
     checkpoint.save("runs/ckpt-10.npz", {"params": params, "opt_state": opt_state}, metadata={"epoch": 10})
     tree = checkpoint.load("runs/ckpt-10.npz", like={"params": params, "opt_state": opt_state})
+    checkpoint.save_model("runs/model.npz", model, params, state)      # a model from jaxnets.models, with its recipe
+    model, params, state = checkpoint.load_model("runs/model.npz")     # also jaxnets.load_model (see saved_model)
 
-Format: one `.npz` (zip of `.npy` files, never pickle: written with allow_pickle=False, read with
-`np.load(..., allow_pickle=False)`). Each leaf is stored under its key path, e.g. `params/0/w` (dict keys,
-indices, NamedTuple fields joined by "/"; "%" and "/" inside a key escaped as %25 and %2F). The member
-`__jaxnets__` is UTF-8 JSON in a uint8 array: the tree structure (dicts and their keys, lists, tuples,
-NamedTuples with type name and fields, None, other pytree nodes by type name), each leaf's kind, shape and
-dtype, the jaxnets and jax versions and the user's `metadata`. Leaves: numpy/JAX arrays, Python scalars and
-typed PRNG keys (stored as `jax.random.key_data` plus the implementation name; raw uint32 keys are plain
-arrays). ml_dtypes (bfloat16, float8, int4) are stored as same-width unsigned integers and viewed back.
+Format: one `.npz` (zip of `.npy` files written and read with allow_pickle=False). Each array leaf is stored under
+its key path, e.g. `params/0/w` (dict keys, indices, NamedTuple fields joined by "/"; "%" and "/" inside a key
+escaped as %25 and %2F). The member `__jaxnets__` is UTF-8 JSON: the tree structure (dicts and keys, lists, tuples,
+NamedTuples with type name and fields, None, other pytree nodes by type name), each leaf's kind, shape and dtype,
+the jaxnets and jax versions, the user's `metadata`, and (save_model) the model's recipe. Leaves: numpy/JAX arrays,
+Python scalars, typed PRNG keys (`jax.random.key_data` plus the implementation name), ml_dtypes (bfloat16,
+float8, int4: stored as same-width unsigned integers), and, stored in the JSON, strings and `History` objects, so
+`save(path, fit_result)` keeps the whole result (history, best epoch, stop reason, train state).
 
 Loading is bit-exact. Arrays come back as JAX arrays when JAX holds their dtype under the current
-`jax_enable_x64` setting, otherwise (e.g. float64 with x64 off), and wherever `like` has a numpy leaf, as
-numpy arrays; typed keys as JAX key arrays; Python scalars as Python scalars. With `like` the result has
-like's exact tree structure (original NamedTuple and custom node types). Without it, dicts, lists, tuples and
-None are rebuilt, a NamedTuple becomes a `collections.namedtuple` recreated from the recorded name and fields
-(attribute access and equality work, `isinstance` against the original class does not), and any other pytree
-node becomes a tuple of its children.
+`jax_enable_x64` setting, otherwise (e.g. float64 with x64 off), and wherever `like` has a numpy leaf, as numpy
+arrays. With `like` the result has like's exact tree structure (NamedTuple classes such as FitResult, custom
+nodes); without it a NamedTuple becomes a `collections.namedtuple` with the recorded name and fields (attribute
+access works, `isinstance` does not) and any other custom node a tuple of its children.
 
-Atomic write: temporary file in the target directory, fsync, `os.replace` onto the final name, fsync of the
-directory, so the final name always holds either the previous complete file or the new one.
-
-What `save` replaces. Only a regular file (or nothing). If the path exists as anything else — a directory, a
-symbolic link (to a file or dangling), a character or block device such as /dev/null, a FIFO or a socket —
-`save` raises `CheckpointTargetError` (an OSError) naming the path and what it is, before it writes anything;
-`os.replace` would otherwise swap the device node or the link itself for a zip file. Symbolic links are refused
-rather than followed: pass the link's target path explicitly (the error message gives it). The check looks at
-the path just before writing; it is a guard against mistakes, not against another process swapping the path
-in between. When writing fails (disk full, permissions, a parent that is a file), `save` raises the same
-OSError type with the same errno, naming the checkpoint path in its message (and as `err.filename` when the
-failure has an errno), and removes its temporary file.
+Atomic write: a temporary file in the target directory, fsync, `os.replace`, fsync of the directory; the final
+name always holds the previous complete file or the new one. `save` replaces only a regular file: a directory,
+symbolic link, device, FIFO or socket at the path raises `CheckpointTargetError` (an OSError) before anything is
+written (links are refused, not followed: the message gives the target path to pass). A failed write (disk full,
+permissions) raises the same OSError type and errno naming the checkpoint path, its temporary file removed.
 """
 from __future__ import annotations
 
@@ -56,6 +49,7 @@ FORMAT = "jaxnets.checkpoint"
 FORMAT_VERSION = 1
 META_KEY = "__jaxnets__"
 _PY_KINDS = {bool: "bool", int: "int", float: "float", complex: "complex"}
+_JSON_KINDS = ("str", "history")   # leaves kept in the JSON header, not as arrays
 _CKPT_RE = re.compile(r"^ckpt-(\d+)\.npz$")
 
 
@@ -64,9 +58,8 @@ class CheckpointError(ValueError):
 
 
 class CheckpointTargetError(OSError):
-    """`save` refused to write: its path exists and is not a regular file (a directory, symbolic link, device,
-    FIFO or socket). An OSError, like the other reasons a save can fail: `filename` is the path, `errno` is
-    EISDIR for a directory and EEXIST otherwise, `strerror` (and str()) is the explanation with the fix."""
+    """`save` refused to write: its path exists and is not a regular file. An OSError: `filename` is the path,
+    `errno` EISDIR for a directory and EEXIST otherwise, `strerror` (and str()) the explanation with the fix."""
 
     def __str__(self) -> str:
         return str(self.strerror)
@@ -116,6 +109,10 @@ def _spec(x) -> tuple[str, list, str]:
     """(kind, shape, dtype name) of a leaf or of a ShapeDtypeStruct."""
     if type(x) in _PY_KINDS:
         return _PY_KINDS[type(x)], [], np.asarray(x).dtype.name
+    if isinstance(x, str):
+        return "str", [], "str"
+    if type(x).__name__ == "History" and type(x).__module__ == "jaxnets.training.history":
+        return "history", [], "json"
     if isinstance(x, (np.ndarray, np.generic, jax.Array, jax.ShapeDtypeStruct)):
         is_key = jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
         return ("key" if is_key else "array"), list(x.shape), str(x.dtype) if is_key else np.dtype(x.dtype).name
@@ -140,6 +137,8 @@ def _encode(tree) -> tuple[dict, dict]:
         if isinstance(x, jax.ShapeDtypeStruct):
             raise TypeError(f"checkpoint: leaf {_show(path)} is a ShapeDtypeStruct; save needs concrete values")
         record = {"t": "leaf", "key": _join(path), "kind": kind, "shape": shape, "dtype": dtype}
+        if kind in _JSON_KINDS:
+            return {**record, "value": x if kind == "str" else x.to_dict()}
         if kind == "key":
             record["impl"] = str(jax.random.key_impl(x))
             data = np.asarray(jax.random.key_data(x))
@@ -170,12 +169,15 @@ def _fsync_dir(directory: str) -> None:
 def save(path: str | os.PathLike, tree: Any, metadata: dict | None = None) -> str:
     """Write `tree` (and JSON-serialisable `metadata`) to the `.npz` file `path`, atomically; return the path.
 
-    The parent directory is created if needed. Raises TypeError for a leaf that is not a numeric array, Python
-    scalar or typed PRNG key, and for metadata that is not a JSON-serialisable dict; CheckpointTargetError (an
-    OSError) when `path` exists and is not a regular file — a directory, symbolic link, device, FIFO or socket —
-    before writing anything (pass a symbolic link's target path explicitly); and, when writing fails, the
-    OSError of the failure (same type and errno) naming the checkpoint path, its temporary file removed.
+    The parent directory is created if needed. Raises TypeError for an unsupported leaf (see the module
+    docstring) and for metadata that is not a JSON-serialisable dict; CheckpointTargetError when `path` exists and
+    is not a regular file; and, when writing fails, the OSError of the failure naming the checkpoint path.
     """
+    return _save(path, tree, metadata, {})
+
+
+def _save(path, tree, metadata, extra: dict) -> str:
+    """`save`, with `extra` entries added to the JSON header (save_model's "model" record)."""
     path = os.fspath(path)
     if not path:
         raise ValueError("checkpoint.save(path): the path is empty; give a file name such as runs/ckpt-1.npz")
@@ -185,7 +187,7 @@ def save(path: str | os.PathLike, tree: Any, metadata: dict | None = None) -> st
     header = {"format": FORMAT, "format_version": FORMAT_VERSION, "jaxnets_version": _version(),
               "jax_version": jax.__version__,
               "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "tree": structure, "metadata": metadata or {}}
+              "tree": structure, "metadata": metadata or {}, **extra}
     try:
         text = json.dumps(header)
     except (TypeError, ValueError) as err:
@@ -310,6 +312,10 @@ def _read(path) -> tuple[dict, dict]:
 
 
 def _leaf_value(record: dict, arrays: dict, path: str):
+    if record["kind"] in _JSON_KINDS:
+        from jaxnets.training.history import History
+
+        return record["value"] if record["kind"] == "str" else History.from_dict(record["value"])
     data = arrays.get(record["key"])
     if data is None:
         raise _corrupt(path, f"leaf {record['key']} is missing")
@@ -370,15 +376,16 @@ def _what(node: dict) -> str:
     return "None" if node["t"] == "none" else node["t"]
 
 
-def _compare(exp: dict, got: dict, where: tuple, path: str) -> None:
-    """Raise naming the first place where the checkpoint (`got`) differs from `like` (`exp`)."""
+def _compare(exp: dict, got: dict, where: tuple, path: str, dtypes: bool = True) -> None:
+    """Raise naming the first place where the checkpoint (`got`) differs from `like` (`exp`) (dtypes=False: leaf
+    shapes only)."""
     if exp["t"] != got["t"] or exp.get("name") != got.get("name"):
         raise _mismatch(path, where, _what(exp), _what(got))
     if exp["t"] == "none":
         return
     if exp["t"] == "leaf":
         e, g = (tuple(exp["shape"]), exp["dtype"]), (tuple(got["shape"]), got["dtype"])
-        if e != g:
+        if e[0] != g[0] or (dtypes and e != g):
             raise _mismatch(path, where, f"shape {e[0]} dtype {e[1]}", f"shape {g[0]} dtype {g[1]}")
         return
     field = {"dict": "keys", "custom": "keys", "namedtuple": "fields"}.get(exp["t"])
@@ -393,7 +400,7 @@ def _compare(exp: dict, got: dict, where: tuple, path: str) -> None:
             raise _mismatch(path, where + (extra[0],), "no such entry (`like` lacks it)", _what(child))
         raise _mismatch(path, where, f"{exp['t']} entries in the order {ek}", f"the order {gk}")
     for k, e, g in zip(ek, exp["c"], got["c"]):
-        _compare(e, g, where + (k,), path)
+        _compare(e, g, where + (k,), path, dtypes)
 
 
 def load(path: str | os.PathLike, like: Any = None) -> Any:
@@ -471,3 +478,9 @@ def latest(directory: str | os.PathLike) -> str | None:
     created directory; temporary files are ignored). A `directory` that is a file raises NotADirectoryError."""
     found = list_checkpoints(directory)
     return found[-1][1] if found else None
+
+
+from jaxnets.saved_model import load_model, save_model  # noqa: E402  (uses save/load above)
+
+__all__ = ["save", "load", "load_metadata", "describe", "save_model", "load_model", "checkpoint_path",
+           "list_checkpoints", "latest", "CheckpointError", "CheckpointTargetError"]

@@ -10,10 +10,22 @@
 Outputs are logits unless `output` names an output unit ("softmax", "sigmoid"): pair logits with
 `losses.softmax_cross_entropy` / `losses.sigmoid_cross_entropy`, and probabilities with `quadratic` or
 `binary_cross_entropy`.
+
+Every factory records its call as `model.recipe` (a `core.Recipe`: the factory's name and all its arguments,
+defaults included), so a checkpoint can rebuild the architecture without code (`jaxnets.load_model`).
+`recipe_to_json(recipe)` turns it into JSON — initializers of `jaxnets.initializers` by name, activation and output
+units by their table name — and raises `RecipeError` naming an argument that cannot be stored; `from_recipe(data)`
+calls the factory again.
 """
 from __future__ import annotations
 
-from jaxnets.core import Layer, serial
+import functools
+import inspect
+import math
+from typing import NamedTuple
+
+from jaxnets import initializers
+from jaxnets.core import Layer, Recipe, serial
 from jaxnets.initializers import glorot_uniform
 from jaxnets.layers import (BatchNorm, Conv2D, Dense, Dropout, Elu, Flatten, Gelu, GlobalAvgPool, Identity, LeakyRelu,
                             LogSoftmax, MaxPool, Relu, Sigmoid, Softmax, Softplus, Tanh, residual)
@@ -23,6 +35,43 @@ ACTIVATIONS = {"sigmoid": Sigmoid, "tanh": Tanh, "relu": Relu, "identity": Ident
                "leaky_relu": LeakyRelu(), "elu": Elu(), "gelu": Gelu(), "softplus": Softplus}
 OUTPUTS = {"softmax": Softmax, "log_softmax": LogSoftmax, "sigmoid": Sigmoid, "tanh": Tanh, "identity": Identity,
            "linear": Identity}
+
+
+class RecipeError(TypeError):
+    """A model's recipe cannot be stored (an argument with no JSON form) or does not rebuild a model."""
+
+
+class Unhashable(NamedTuple):
+    """Stands in a recipe for an argument value that cannot be hashed (a Layer must stay hashable); saving refuses
+    it."""
+
+    text: str
+
+
+def _frozen(value):
+    """`value` with lists (and tuples) made tuples, so that the recipe, and the Layer holding it, stay hashable."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_frozen(v) for v in value)
+    try:
+        hash(value)
+    except TypeError:
+        return Unhashable(repr(value))
+    return value
+
+
+def _recorded(factory):
+    """Decorate a factory so that the model it returns carries `Recipe(name, sorted (argument, value) pairs)`."""
+    signature = inspect.signature(factory)
+
+    @functools.wraps(factory)
+    def build(*args, **kwargs):
+        model = factory(*args, **kwargs)
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        return model._replace(recipe=Recipe(factory.__name__, tuple(sorted(
+            (k, _frozen(v)) for k, v in bound.arguments.items()))))
+
+    return build
 
 
 def unit(value, table, what):
@@ -50,6 +99,7 @@ def _check_input(model: Layer, expected: tuple) -> Layer:
     return model._replace(init=init)
 
 
+@_recorded
 def mlp(sizes, activation="sigmoid", output=None, w_init=glorot_uniform, dropout=None, batch_norm=False) -> Layer:
     """A fully connected network with layer sizes [n_in, h1, …, n_out].
 
@@ -71,6 +121,7 @@ def mlp(sizes, activation="sigmoid", output=None, w_init=glorot_uniform, dropout
     return _check_input(serial(*layers, name=f"mlp({list(sizes)})"), (sizes[0],))
 
 
+@_recorded
 def cnn(features=20, kernel=5, pool=2, hidden=100, classes=10, activation="sigmoid", pooling="max", output=None,
         dropout=None, w_init=glorot_uniform, padding="VALID", batch_norm=False) -> Layer:
     """The textbook's convolutional network (chapter 6): for each entry of `features` (an int or a sequence, one
@@ -104,6 +155,7 @@ def cnn(features=20, kernel=5, pool=2, hidden=100, classes=10, activation="sigmo
     return serial(*layers, name=label)
 
 
+@_recorded
 def cnn2(features=(20, 40), kernel=5, pool=2, hidden=100, classes=10, activation="sigmoid", pooling="max",
          output=None, dropout=None, w_init=glorot_uniform, padding="VALID", batch_norm=False) -> Layer:
     """The deeper textbook network: conv 20×5×5 → pool → conv 40×5×5 → pool → dense 100 → 10 (28×28 →
@@ -117,6 +169,7 @@ def _positive(name, value):
         raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
+@_recorded
 def resnet_mlp(n_in: int, width: int, depth: int, classes: int, activation="relu", *, batch_norm: bool = False,
                output=None, w_init=glorot_uniform) -> Layer:
     """A deep fully connected network with skip connections: `depth` hidden layers of `width` units.
@@ -138,6 +191,7 @@ def resnet_mlp(n_in: int, width: int, depth: int, classes: int, activation="relu
     return _check_input(serial(*layers, name=f"resnet_mlp({n_in}, {width}x{depth}, {classes})"), (n_in,))
 
 
+@_recorded
 def resnet_cnn(classes: int = 10, features=(16, 32), blocks: int = 1, activation="relu", *, output=None,
                w_init=glorot_uniform) -> Layer:
     """A small residual ConvNet for NHWC images: a 3×3 stem Conv2D(features[0]) → BatchNorm → σ, then per stage s
@@ -169,4 +223,82 @@ def resnet_cnn(classes: int = 10, features=(16, 32), blocks: int = 1, activation
     return serial(*layers, name=f"resnet_cnn({'-'.join(map(str, stages))}, blocks={blocks}, {classes})")
 
 
-__all__ = ["mlp", "cnn", "cnn2", "resnet_mlp", "resnet_cnn", "unit", "ACTIVATIONS", "OUTPUTS"]
+# ------------------------------------------------------------------------------------------------ recipes
+FACTORIES = ("mlp", "cnn", "cnn2", "resnet_mlp", "resnet_cnn")
+_STORE_FIX = ("pass it by name (an activation or output as a string such as 'relu', an initializer of "
+              "jaxnets.initializers such as w_init=initializers.he_normal or initializers.normal(0.1)), or save the "
+              "params alone with checkpoint.save and rebuild the architecture in code (docs/checkpoints.md)")
+
+
+def _initializer_json(fn):
+    """{"initializer": name[, "std": s]} for a jaxnets initializer, else None."""
+    if getattr(fn, "__module__", None) != initializers.__name__:
+        return None
+    name = getattr(fn, "__name__", "")
+    if name in initializers.__all__ and getattr(initializers, name) is fn:
+        return {"initializer": name}
+    code = getattr(fn, "__code__", None)
+    cells = dict(zip(code.co_freevars, (c.cell_contents for c in fn.__closure__ or ()))) if code else {}
+    if getattr(fn, "__qualname__", "") == "normal.<locals>.init" and isinstance(cells.get("std"), (int, float)):
+        return {"initializer": "normal", "std": float(cells["std"])}
+    return None
+
+
+def _value_json(factory, name, value):
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+    elif isinstance(value, tuple):
+        return [_value_json(factory, name, v) for v in value]
+    elif isinstance(value, Layer):
+        for table in (ACTIVATIONS, OUTPUTS):
+            found = [k for k, layer in table.items() if layer is value]
+            if found:
+                return found[0]   # the factories take units by name
+    elif callable(value) and _initializer_json(value) is not None:
+        return _initializer_json(value)
+    shown = (value.text if isinstance(value, Unhashable) else value.name if isinstance(value, Layer)
+             else f"{value.__module__}.{value.__qualname__}" if hasattr(value, "__qualname__") else repr(value))
+    raise RecipeError(f"cannot store the recipe of {factory}(...): argument {name}={shown} has no JSON form; "
+                      + _STORE_FIX)
+
+
+def recipe_to_json(recipe: Recipe) -> dict:
+    """{"factory": name, "kwargs": {argument: JSON value}}; RecipeError names an argument that cannot be stored."""
+    if not isinstance(recipe, Recipe) or recipe.factory not in FACTORIES:
+        raise RecipeError(f"recipe_to_json: expected the Recipe of a jaxnets.models factory, got {recipe!r}")
+    return {"factory": recipe.factory,
+            "kwargs": {k: _value_json(recipe.factory, k, v) for k, v in recipe.kwargs}}
+
+
+def _value_from_json(value):
+    if isinstance(value, list):
+        return tuple(_value_from_json(v) for v in value)
+    if isinstance(value, dict) and "initializer" in value:
+        if value["initializer"] == "normal" and set(value) == {"initializer", "std"}:
+            return initializers.normal(value["std"])
+        if set(value) == {"initializer"} and value["initializer"] in initializers.__all__:
+            return getattr(initializers, value["initializer"])
+    if isinstance(value, dict):
+        raise RecipeError(f"unknown recipe value {value!r}")
+    return value
+
+
+def from_recipe(data: dict) -> Layer:
+    """The model that `recipe_to_json` described: its factory called again with the stored arguments.
+    RecipeError names what is wrong (unknown factory, unknown argument, a value the factory refuses)."""
+    if not isinstance(data, dict) or data.get("factory") not in FACTORIES or not isinstance(data.get("kwargs"), dict):
+        raise RecipeError(f"not a model recipe (expected {{'factory': one of {list(FACTORIES)}, 'kwargs': {{...}}}}),"
+                          f" got {data!r}")
+    factory = globals()[data["factory"]]
+    try:
+        return factory(**{k: _value_from_json(v) for k, v in data["kwargs"].items()})
+    except (TypeError, ValueError) as err:
+        raise RecipeError(f"the recipe {data['factory']}(...) does not rebuild a model with this jaxnets: {err}") \
+            from err
+
+
+__all__ = ["mlp", "cnn", "cnn2", "resnet_mlp", "resnet_cnn", "unit", "ACTIVATIONS", "OUTPUTS", "FACTORIES",
+           "RecipeError", "recipe_to_json", "from_recipe"]

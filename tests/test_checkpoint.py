@@ -220,7 +220,7 @@ def test_no_pickle_on_load_and_object_arrays_refused(tmp_path, monkeypatch):
     with pytest.raises(TypeError, match="leaf w"):
         ckpt.save(tmp_path / "o.npz", {"w": np.array([object()], dtype=object)})
     with pytest.raises(TypeError, match="leaf s"):
-        ckpt.save(tmp_path / "s.npz", {"s": "text"})
+        ckpt.save(tmp_path / "s.npz", {"s": {"a set"}})
 
 
 def test_metadata(tmp_path):

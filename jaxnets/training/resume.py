@@ -2,8 +2,10 @@
 
 One file per checkpointed epoch, `<dir>/ckpt-<epoch>.npz` (`jaxnets.checkpoint`: atomic, pickle-free),
 holding {"train": TrainState, "key": the run's key(s), "best": (params, state) of the best epoch when kept} and
-the metadata {"epoch", "histories", "stop_reasons", "has_best", "run": the run's identity}. The newest `KEEP`
-files of the run are kept. A stream of batches resumes like arrays only if its batches depend on nothing but
+the metadata {"epoch", "histories", "stop_reasons", "has_best", "run": the run's identity}. The newest `keep`
+files of the run are kept (`CheckpointDir(..., keep=2)`, fit's `keep_checkpoints`). When the model came from
+`jaxnets.models`, the identity also holds its recipe and input shape ("recipe"), so `jaxnets.load_model(dir)`
+rebuilds it without code (a model without a recipe records None; one whose recipe has no JSON form, the reason). A stream of batches resumes like arrays only if its batches depend on nothing but
 the epoch: pass a factory (called once per epoch, with the 1-based epoch number when it takes an argument);
 an iterator (one pass) cannot be rewound, so resuming from it is refused.
 
@@ -37,7 +39,7 @@ import numpy as np
 
 from jaxnets import checkpoint
 
-KEEP = 2
+KEEP = 2   # the default of CheckpointDir(keep=...)
 _PROBE_RTOL = 1e-4
 
 
@@ -91,12 +93,27 @@ def optimizer_probe(optimizer, params) -> list:
     return [[float(v) for v in step] for step in jax.device_get(probe(params))]
 
 
+def model_recipe(model, data: dict):
+    """{"recipe": JSON recipe, "input_shape": one example's shape} for load_model; {"error": why} when the recipe
+    cannot be stored; None for a model without a recipe. `data` is `data_digest`'s record (or {"stream": it})."""
+    if getattr(model, "recipe", None) is None:
+        return None
+    from jaxnets.models import RecipeError, recipe_to_json
+
+    try:
+        recipe = recipe_to_json(model.recipe)
+    except RecipeError as err:
+        return {"error": str(err)}
+    return {"recipe": recipe, "input_shape": list(data.get("stream", data)["x"][0][1:])}
+
+
 def run_identity(model, loss, penalty, ts, optimizer, keys, data, config: dict) -> dict:
     """The run's fingerprint (JSON-able): see the module docstring."""
     from jaxnets import nodes
 
     cost = None if penalty is None else float(jax.device_get(penalty.value(ts.params)))
-    return {"model": [layer.name for _, layer in nodes.nodes(model)], "params": _shapes(ts.params),
+    return {"model": [layer.name for _, layer in nodes.nodes(model)], "recipe": model_recipe(model, data),
+            "params": _shapes(ts.params),
             "state": _shapes(ts.state), "opt_state": _shapes(ts.opt_state),
             "optimizer_probe": optimizer_probe(optimizer, ts.params), "loss": getattr(loss, "name", repr(loss)),
             "penalty": None if penalty is None else [getattr(penalty, "name", "penalty"), cost],
@@ -111,23 +128,29 @@ def _close(a, b) -> bool:
     return a == b
 
 
-_WHAT = {"model": "model", "params": "model (its parameter shapes)", "state": "model (its layer state)",
+_WHAT = {"model": "model", "recipe": "model (its jaxnets.models recipe)", "params": "model (its parameter shapes)", "state": "model (its layer state)",
          "opt_state": "optimizer (its state)", "optimizer_probe": "optimizer hyper-parameters (learning rate, "
          "momentum, ...)", "key": "key (CLI: --seed)", "data": "training data", "config": "batch settings"}
 
 
 def differences(saved: dict, current: dict) -> list[str]:
-    """What differs between a saved run identity and this run's."""
+    """What differs between a saved run identity and this run's (a "recipe" entry is compared only when the saved
+    identity has one: checkpoints written before recipes were recorded still resume)."""
     return [f"{_WHAT.get(k, k)}" + (f" {saved.get(k)!r} vs {current.get(k)!r}" if k == "config" else "")
-            for k in current if not _close(saved.get(k), current[k])]
+            for k in current if not _close(saved.get(k), current[k]) and (k != "recipe" or k in saved)]
 
 
 class CheckpointDir:
     """A validated, locked checkpoint directory for one run (see the module docstring)."""
 
-    def __init__(self, directory, *, resume: bool, overwrite: bool, writer: bool = True):
-        """writer=False (the other processes of a multi-process run): only read the checkpoints to resume from;
-        no lock, no writes, no deletions (process 0 does those)."""
+    def __init__(self, directory, *, resume: bool, overwrite: bool, writer: bool = True, keep: int = KEEP):
+        """keep: how many of the run's newest checkpoints stay on disk (a positive int; older ones are deleted after
+        each save). writer=False (the other processes of a multi-process run): only read the checkpoints to resume
+        from; no lock, no writes, no deletions (process 0 does those)."""
+        if isinstance(keep, bool) or not isinstance(keep, (int, np.integer)) or keep < 1:
+            raise ValueError(f"keep_checkpoints (keep) must be a positive int (how many of the newest checkpoints to "
+                             f"keep, e.g. 2), got {keep!r}")
+        self.keep = int(keep)
         self.directory = os.fspath(directory)
         if resume and overwrite:
             raise ValueError("resume=True and overwrite=True contradict each other: resume continues the "
@@ -218,7 +241,7 @@ class CheckpointDir:
         return path, meta
 
     def save(self, epoch: int, tree, metadata: dict, result_so_far) -> str:
-        """Write the checkpoint of `epoch` and prune this run's older ones (keeping the newest KEEP)."""
+        """Write the checkpoint of `epoch` and prune this run's older ones (keeping the newest `keep`)."""
         path = checkpoint.checkpoint_path(self.directory, epoch)
         try:
             checkpoint.save(path, tree, metadata=metadata)
@@ -231,7 +254,7 @@ class CheckpointDir:
         if path not in self.written:
             self.written.append(path)
         owned = [p for _, p in self.existing()]
-        for old in owned[:-KEEP]:
+        for old in owned[:-self.keep]:
             if old != path:
                 try:
                     os.remove(old)
