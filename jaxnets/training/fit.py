@@ -14,12 +14,16 @@ holding the last finite params/state/opt_state (those before the failing step) a
 """
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Optional
+import os
+from typing import Any, Callable, NamedTuple, Optional, Union
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxnets.core import Layer
+from jaxnets.losses import Loss, Penalty
+from jaxnets.optim.base import GradientTransformation
 from jaxnets.training import engine, loops, validate
 from jaxnets.training import trainable as trainable_leaves
 from jaxnets.training.validate import policy_of  # noqa: F401  (also imported from here by ensembles, sweeps)
@@ -120,8 +124,10 @@ def _checked_data(train_data, batch_size, steps_per_epoch):
     return stream, x, y, None
 
 
-def fit(model, loss, optimizer, train_data, *, epochs: int, batch_size: int | None = None, key, val_data=None,
-        gradients: str = "manual", penalty=None, early_stopping: EarlyStopping | None = None, checkpoint_dir=None,
+def fit(model: Layer, loss: Union[Loss, str, Callable[..., Any]], optimizer: Union[GradientTransformation, str],
+        train_data: Any, *, epochs: int, batch_size: int | None = None, key: jax.Array,
+        val_data: Optional[tuple[Any, Any]] = None, gradients: str = "manual", penalty: Optional[Penalty] = None,
+        early_stopping: EarlyStopping | None = None, checkpoint_dir: Union[str, os.PathLike, None] = None,
         checkpoint_every: int = 1, resume: bool = False, overwrite: bool = False, progress: bool = True,
         verbose: bool = False, mesh=None, drop_last: bool = False, augment=None, params=None, state=None,
         callbacks=None, eval_batch_size: int = DEFAULT_CHUNK, loop: str = "auto", shuffle: bool = True,
