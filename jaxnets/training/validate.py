@@ -353,9 +353,10 @@ def check_initial_cost(model, loss, params, state, x, y, optimizer=None):
     value = float(value)
     if not np.isfinite(value):
         low, high = float(jnp.min(outputs)), float(jnp.max(outputs))
-        hint = (f" {getattr(loss, 'name', 'the loss')} takes probabilities in (0, 1): "
-                "end the model with Sigmoid, or use "
-                "a loss on logits such as sigmoid_cross_entropy" if getattr(loss, "on_probabilities", False) else "")
+        several = int(outputs.shape[-1]) > 1 if outputs.ndim > 1 else False
+        unit, logits = ("Softmax()", "softmax_cross_entropy") if several else ("Sigmoid()", "sigmoid_cross_entropy")
+        hint = (f" {getattr(loss, 'name', 'the loss')} takes probabilities in (0, 1): end the model with {unit}, "
+                f"or use a loss on logits such as {logits}." if getattr(loss, "on_probabilities", False) else "")
         raise ValueError(f"the cost {getattr(loss, 'name', 'loss')} is {value} at the initial params on the first "
                          f"{n} training examples (model outputs in [{low:.4g}, {high:.4g}]): the loss is undefined on "
                          f"these outputs.{hint} Check that the loss matches the model's output layer")
