@@ -50,7 +50,7 @@ class Unhashable(NamedTuple):
 
 def _frozen(value):
     """`value` with lists (and tuples) made tuples, so that the recipe, and the Layer holding it, stay hashable."""
-    if isinstance(value, (list, tuple)):
+    if type(value) in (list, tuple):   # not a Layer or another NamedTuple
         return tuple(_frozen(v) for v in value)
     try:
         hash(value)
@@ -250,7 +250,7 @@ def _value_json(factory, name, value):
     if isinstance(value, float):
         if math.isfinite(value):
             return value
-    elif isinstance(value, tuple):
+    elif type(value) is tuple:
         return [_value_json(factory, name, v) for v in value]
     elif isinstance(value, Layer):
         for table in (ACTIVATIONS, OUTPUTS):

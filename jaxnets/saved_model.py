@@ -79,19 +79,27 @@ def _expected(model: Layer, input_shape):
     return jax.eval_shape(lambda key: model.init(key, tuple(input_shape))[1:], jax.random.key(0))
 
 
+def _difference(expected, got: dict) -> str | None:
+    """Where the header node `got` ({"params", "state"}) differs from the ShapeDtypeStructs `expected` (params,
+    state) in structure or shapes (dtypes may differ), e.g. "params/0/w: expected shape (6, 5) ..., found ..."."""
+    try:
+        ckpt._compare(_walk_specs({"params": expected[0], "state": expected[1]}), got, (), "", dtypes=False)
+    except ckpt.CheckpointError as err:
+        return str(err).split("does not match `like` at ", 1)[-1]
+    return None
+
+
 def _check_fits(model, input_shape, params, state) -> None:
     """Refuse params/state that are not the model's own (before saving what load_model would refuse)."""
-    expected = _walk_specs(_expected(model, input_shape))
     try:
-        got = _walk_specs((params, state))
+        got = _walk_specs({"params": params, "state": state})
     except TypeError as err:
         raise TypeError(f"save_model: {err}") from None
-    try:
-        ckpt._compare(expected, got, (), "being saved", dtypes=False)
-    except ckpt.CheckpointError as err:
+    where = _difference(_expected(model, input_shape), got)
+    if where:
         raise ValueError(f"save_model: the (params, state) passed are not those of {model.name} on inputs of shape "
-                         f"{tuple(input_shape)}: {str(err).split(': ', 1)[-1]}; pass the model's own params "
-                         "(jaxnets.init(model, key, input_shape)) and the right input_shape") from None
+                         f"{tuple(input_shape)} (at {where}); pass the model's own params (jaxnets.init(model, key, "
+                         "input_shape)) and the right input_shape")
 
 
 def _walk_specs(tree) -> dict:
@@ -124,7 +132,7 @@ def _record_and_arrays(path: str, header: dict):
     """(the "model" record, the header node of (params, state), what the node is) of a save_model file or a fit
     checkpoint; an error with the documented pattern when the file has no recipe."""
     if "model" in header:
-        return header["model"], header["tree"], "params/state"
+        return header["model"], header["tree"], "params and state"
     run = (header.get("metadata") or {}).get("run")
     if isinstance(run, dict):
         record = run.get("recipe")
@@ -138,7 +146,7 @@ def _record_and_arrays(path: str, header: dict):
             if best is None:
                 node = {"t": "tuple", "c": [_child(node, "params"), _child(node, "state")]}
             return record, {"t": "dict", "keys": ["params", "state"], "c": node["c"][:2]}, \
-                "best" if best is not None else "train/(params, state)"
+                "the best epoch's params and state" if best is not None else "the train state's params and state"
         raise ckpt.CheckpointError(f"load_model: {path} is a fit checkpoint of a model that was not built by a "
                                    "jaxnets.models factory (or by a jaxnets older than load_model), so it holds no "
                                    "recipe; to load it " + PATTERN)
@@ -164,12 +172,11 @@ def load_model(path: str | os.PathLike) -> tuple[Layer, object, object]:
     model = from_recipe(record["recipe"])
     shape = tuple(record["input_shape"])
     like = _expected(model, shape)
-    try:
-        ckpt._compare(_walk_specs(like), {"t": "tuple", "c": [_child(node, "params"), _child(node, "state")]}, (),
-                      path, dtypes=False)
-    except ckpt.CheckpointError as err:
+    where = _difference(like, node)
+    if where:
         raise ckpt.CheckpointError(f"load_model: the arrays in {path} ({what}) do not fit the model its recipe "
-                                   f"rebuilds ({model.name} on inputs of shape {shape}): {err}") from None
+                                   f"rebuilds ({model.name} on inputs of shape {shape}) at {where}; the recipe or the "
+                                   "arrays were changed after saving: load an unmodified checkpoint")
     leaves = []
     for name in ("params", "state"):
         ckpt._rebuild(_child(node, name), lambda rec: leaves.append(ckpt._as_jax(ckpt._leaf_value(rec, arrays, path))))

@@ -448,3 +448,44 @@ def test_a_directory_named_like_a_checkpoint_is_an_error_naming_it(tmp_path):
         ckpt.load(tmp_path / "ckpt-3.npz")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         ckpt.load(tmp_path / "ckpt-4.npz")
+
+
+# ------------------------------------------------------------------------------ strings, History, FitResult
+def test_a_fit_result_saves_and_loads_whole(tmp_path):
+    import jaxnets
+    from jaxnets import losses, models, optim
+    from jaxnets.training import FitResult, History
+
+    x = np.random.default_rng(0).normal(size=(32, 3)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int32)
+    model = models.mlp([3, 4, 2])
+    result = jaxnets.fit(model, losses.softmax_cross_entropy, optim.sgd(0.1, momentum=0.9), (x, y), epochs=3,
+                         batch_size=8, key=jax.random.key(0), val_data=(x[:8], y[:8]), progress=False)
+    path = ckpt.save(tmp_path / "result.npz", result, metadata={"note": "run 1"})
+    exact = ckpt.load(path, like=result)
+    assert type(exact) is FitResult and isinstance(exact.history, History)
+    assert exact.history == result.history and exact.history.rows[-1]["val_loss"] == result.history["val_loss"][-1]
+    assert (exact.best_epoch, exact.stop_reason, exact.resumed_from) == (result.best_epoch, result.stop_reason, 0)
+    _assert_same_leaves(jax.tree_util.tree_leaves(exact.train_state), jax.tree_util.tree_leaves(result.train_state))
+    _assert_same_leaves(jax.tree_util.tree_leaves(exact.params), jax.tree_util.tree_leaves(result.params))
+    loose = ckpt.load(path)                      # without `like`: a namedtuple with the same fields
+    assert type(loose).__name__ == "FitResult" and loose._fields == FitResult._fields
+    assert loose.history == result.history and loose.stop_reason == "completed"
+
+
+def test_strings_and_histories_with_nan_round_trip(tmp_path):
+    from jaxnets.training import History
+
+    history = History([{"epoch": 1, "train_loss": float("nan")}, {"epoch": 2, "train_loss": 0.5}])
+    tree = {"name": "résumé/1", "h": history, "empty": "", "w": np.arange(3.0)}
+    back = ckpt.load(ckpt.save(tmp_path / "s.npz", tree))
+    assert back["name"] == "résumé/1" and back["empty"] == ""
+    assert np.isnan(back["h"].rows[0]["train_loss"]) and back["h"].rows[1] == {"epoch": 2, "train_loss": 0.5}
+    with pytest.raises(CheckpointError, match="expected shape"):
+        ckpt.load(tmp_path / "s.npz", like={**tree, "name": np.zeros(2)})
+
+
+def _assert_same_leaves(a, b):
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        assert np.asarray(x).dtype == np.asarray(y).dtype and np.array_equal(np.asarray(x), np.asarray(y))

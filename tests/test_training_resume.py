@@ -183,3 +183,48 @@ def test_sigkilled_run_resumes_bit_for_bit(tmp_path):
         for name in a.files:
             assert np.array_equal(a[name], b[name]), name
     assert checkpoint.latest(ckpt_dir).endswith("ckpt-6.npz")
+
+
+# ------------------------------------------------------------------------------------ how many are kept
+@pytest.mark.parametrize("keep", [0, -1, 2.5, True, "2", None])
+def test_keep_must_be_a_positive_int(tmp_path, keep):
+    from jaxnets.training.resume import CheckpointDir
+
+    with pytest.raises(ValueError, match=r"keep.*must be a positive int.*got"):
+        CheckpointDir(tmp_path / "run", resume=False, overwrite=False, keep=keep)
+    assert not (tmp_path / "run").exists()          # refused before the directory is touched
+
+
+@pytest.mark.parametrize("keep", [1, 2, 3])
+def test_keep_newest_checkpoints_are_kept(tmp_path, keep):
+    from jaxnets.training.resume import KEEP, CheckpointDir
+
+    assert KEEP == 2
+    directory = CheckpointDir(tmp_path, resume=False, overwrite=False, keep=keep)
+    try:
+        for epoch in range(1, 6):
+            directory.save(epoch, {"w": np.full(2, epoch, np.float32)}, {"epoch": epoch}, None)
+    finally:
+        directory.close()
+    assert [e for e, _ in checkpoint.list_checkpoints(tmp_path)] == list(range(6 - keep, 6))
+    assert float(checkpoint.load(checkpoint.latest(tmp_path))["w"][0]) == 5.0
+
+
+def test_the_default_keeps_two(tmp_path):
+    result = run(epochs=4, checkpoint_dir=tmp_path)
+    assert [e for e, _ in checkpoint.list_checkpoints(tmp_path)] == [3, 4] and result.epochs_run == 4
+
+
+def test_the_run_identity_records_the_recipe_and_old_checkpoints_still_resume(tmp_path):
+    from jaxnets import models
+    from jaxnets.training.resume import differences, model_recipe
+
+    digest = {"x": [[40, 4], "float32"], "y": [[40], "int32"], "rows": "0"}
+    assert model_recipe(MODEL, digest) is None                       # hand-built: no recipe
+    record = model_recipe(models.mlp([4, 3]), digest)
+    assert record["recipe"]["factory"] == "mlp" and record["input_shape"] == [4]
+    assert model_recipe(models.mlp([4, 3]), {"stream": digest})["input_shape"] == [4]
+    current = {"model": ["a"], "recipe": record}
+    assert differences({"model": ["a"]}, current) == []               # written before recipes were recorded
+    other = model_recipe(models.mlp([4, 3], activation="relu"), digest)
+    assert differences({"model": ["a"], "recipe": other}, current) == ["model (its jaxnets.models recipe)"]
