@@ -139,7 +139,7 @@ def test_streams_are_checked_and_diverge_like_arrays():
 
 def test_value_aware_optax_transformations_receive_the_cost():
     tx = optax.chain(optax.sgd(0.3), optax.contrib.reduce_on_plateau(patience=1, factor=0.5, cooldown=0))
-    r = _fit(optimizer=tx, epochs=4)
+    r = _fit(optimizer=tx, epochs=4, plateau="step")   # each batch's cost (the per-epoch default: test_training_habits)
     state = r.opt_state[1]   # without value= its update raises TypeError; with it, the plateaus cut the scale
     assert float(state.scale) < 1.0 and np.isfinite(r.history["train_loss"]).all()
     assert np.isfinite(float(state.best_value))
@@ -238,8 +238,8 @@ def test_bad_kinds_of_arguments_get_clear_errors_before_compiling():
         _fit(optimizer=optim.adam)
     with pytest.raises(ValueError, match="unknown optimizer 'adamm'; choose one of sgd, adam"):
         _fit(optimizer="adamm")
-    with pytest.raises(ValueError, match="unknown loss 'cross_entropy'"):
-        fit(model, "cross_entropy", optim.sgd(0.1), TRAIN, epochs=1, batch_size=8, key=KEY)
+    with pytest.raises(ValueError, match="unknown loss 'cross_entropyy'"):
+        fit(model, "cross_entropyy", optim.sgd(0.1), TRAIN, epochs=1, batch_size=8, key=KEY)
     with pytest.raises(TypeError, match="mesh must be a jax.sharding.Mesh.*got str 'cpu'"):
         _fit(mesh="cpu")
     with pytest.raises(TypeError, match="augment must be a function"):
