@@ -20,11 +20,8 @@ arrays. With `like` the result has like's exact tree structure (NamedTuple class
 nodes); without it a NamedTuple becomes a `collections.namedtuple` with the recorded name and fields (attribute
 access works, `isinstance` does not) and any other custom node a tuple of its children.
 
-Atomic write: a temporary file in the target directory, fsync, `os.replace`, fsync of the directory; the final
-name always holds the previous complete file or the new one. `save` replaces only a regular file: a directory,
-symbolic link, device, FIFO or socket at the path raises `CheckpointTargetError` (an OSError) before anything is
-written (links are refused, not followed: the message gives the target path to pass). A failed write (disk full,
-permissions) raises the same OSError type and errno naming the checkpoint path, its temporary file removed.
+Atomic write: a temporary file beside the target, fsync, `os.replace`, fsync of the directory. Only a regular
+file is replaced (else `CheckpointTargetError`; symbolic links are refused, not followed).
 """
 from __future__ import annotations
 
@@ -242,8 +239,7 @@ def _check_target(path: str) -> None:
 
 
 def _write_atomically(path: str, arrays: dict) -> None:
-    """The .npz of `arrays` at `path` via a temporary file in the same directory, fsync and os.replace; the
-    temporary file is removed on any failure."""
+    """The .npz of `arrays` at `path` via a temporary file (removed on any failure), fsync and os.replace."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
@@ -457,9 +453,8 @@ def _checkpoint_dir(directory) -> str:
 
 
 def list_checkpoints(directory: str | os.PathLike) -> list[tuple[int, str]]:
-    """[(epoch, path)] of the `ckpt-<epoch>.npz` files in `directory`, by increasing epoch ([] if there are none or
-    the directory does not exist yet). A path that is not a directory, and an entry named like a checkpoint that is
-    not a regular file (a directory called ckpt-3.npz, say), are errors naming them, never skipped in silence."""
+    """[(epoch, path)] of the `ckpt-<epoch>.npz` files in `directory`, by increasing epoch ([] if none, or no
+    directory yet). A path that is not a directory, and a non-file named like a checkpoint, are errors naming them."""
     directory = _checkpoint_dir(directory)
     if not os.path.isdir(directory):
         return []
@@ -474,8 +469,8 @@ def list_checkpoints(directory: str | os.PathLike) -> list[tuple[int, str]]:
 
 
 def latest(directory: str | os.PathLike) -> str | None:
-    """Path of the highest-epoch `ckpt-<epoch>.npz` in `directory`, or None when there is none (an empty or not yet
-    created directory; temporary files are ignored). A `directory` that is a file raises NotADirectoryError."""
+    """Path of the highest-epoch `ckpt-<epoch>.npz` in `directory`, or None when there is none (temporary files are
+    ignored). A `directory` that is a file raises NotADirectoryError."""
     found = list_checkpoints(directory)
     return found[-1][1] if found else None
 
