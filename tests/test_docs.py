@@ -1,8 +1,11 @@
-"""The code in the docs runs: docs/custom-layers.md's two layers and the pytest file it tells users to copy."""
+"""The code in the docs runs: docs/custom-layers.md's two layers and the pytest file it tells users to copy; the site
+builds strict (every example of every page runs in test_docs_examples.py)."""
 import os
 import re
 import subprocess
 import sys
+
+import pytest
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,3 +37,16 @@ def test_custom_layers_guide_catches_the_wrong_slope(tmp_path):
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 1
     assert "gradient mismatch in layer MyLeakyRelu (at 1 of the model, checked in place)" in done.stdout
+
+
+def test_the_site_builds_strict(tmp_path):
+    """`mkdocs build --strict` (what `make docs` runs): no broken link, nav entry or docstring cross-reference."""
+    pytest.importorskip("mkdocs", reason="mkdocs is not installed (pip install -e '.[docs]')")
+    pytest.importorskip("mkdocstrings", reason="mkdocstrings is not installed (pip install -e '.[docs]')")
+    pytest.importorskip("material", reason="mkdocs-material is not installed (pip install -e '.[docs]')")
+    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env=dict(os.environ, NO_MKDOCS_2_WARNING="1"))
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert (tmp_path / "site" / "api" / "layers" / "index.html").exists()
+    assert (tmp_path / "site" / "experiments" / "index.html").read_text(encoding="utf-8").count("<img") >= 1
