@@ -15,6 +15,10 @@ against its inputs), `arguments` (the checks' arguments), `differences` (finite-
 difference stencils), `kinks` (one-sided differences and the bracket rule), `estimates` (the compiled stencil
 programs of one check), `rows` (arrays to rows: errors, worst entries, re-checks), `report` (Row, Report, the
 error rule and tolerances), `consistency` (batched and reentrant backward), `memo` (compiled programs kept).
+A layer whose backward is autodiff of its forward (`Meta.autodiff_backward`: `layers.from_function`, the
+`jaxnets.interop` adapters) or a loss whose gradient is (`Loss.autodiff_grad`: `losses.from_function`) is named in
+the report's header and its rows carry a note (`common.AUTODIFF_LAYER`, `AUTODIFF_LOSS`): manual~autodiff is 0
+there by construction; `check_layer` refuses such a layer unless `allow_autodiff=True`.
 Guides: docs/custom-layers.md (your own layer), docs/custom-vjp.md (your own jax.custom_vjp rule); pytest helpers:
 `jaxnets.testing`.
 """
