@@ -27,3 +27,20 @@ from jaxnets.pretraining import pretrain_layerwise
 from jaxnets.sweeps import grid_search, random_search
 
 __version__ = "0.2.0"
+
+__all__ = [
+    # modules
+    "checkpoint", "data", "diagnostics", "ensembles", "gradcheck", "gradients", "initializers", "losses", "models",
+    "optim", "parallel", "pretraining", "sweeps", "training", "core", "layers", "compile_cache", "memo",
+    # the Layer protocol and layers
+    "Ctx", "Layer", "Meta", "apply", "init", "serial", "summary", "Dense", "Elu", "Gelu", "Identity", "LeakyRelu",
+    "LogSoftmax", "Relu", "Sigmoid", "Softmax", "Softplus", "Step", "Tanh", "elementwise", "AvgPool", "BatchNorm",
+    "Conv2D", "Dropout", "Flatten", "GlobalAvgPool", "L2Pool", "LayerNorm", "MaxPool", "Reshape", "FanInConcat",
+    "FanInSum", "FanOut", "branches", "residual",
+    # training and results
+    "fit", "evaluate", "predict", "plot_history", "CSVLogger", "EarlyStopping", "FitResult", "History",
+    "JSONLinesLogger", "TensorBoardLogger", "TrainingDivergedError", "EnsembleResult", "fit_ensemble", "vote",
+    "pretrain_layerwise", "grid_search", "random_search", "load_model",
+    # compilation
+    "enable_compilation_cache", "clear_compilation_cache",
+]

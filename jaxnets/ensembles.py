@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxnets.training import lanes, loops, validate
+from jaxnets.training.early_stopping import StopReason
 from jaxnets.training.config import Builder, TrainConfig
 from jaxnets.training.evaluation import DEFAULT_CHUNK, check_chunk, predictor
 from jaxnets.training.fit import FitResult, fit_result, policy_of
@@ -54,11 +55,11 @@ class EnsembleResult(NamedTuple):
 
     @property
     def stopped_early(self) -> np.ndarray:
-        return np.array([r in ("early_stopping", "callback") for r in self.stop_reasons])
+        return np.array([StopReason(r).stopped_early for r in self.stop_reasons])
 
     @property
     def diverged(self) -> np.ndarray:
-        return np.array([r == "diverged" for r in self.stop_reasons])
+        return np.array([r == StopReason.DIVERGED for r in self.stop_reasons])
 
     @property
     def epochs_run(self) -> np.ndarray:
@@ -104,18 +105,29 @@ def fit_ensemble(model, loss, optimizer, train_data, *, epochs: int, batch_size:
                          policy=policy_of(compute_dtype, loss_scale), eval_batch_size=eval_batch_size,
                          plateau_per_step=False)
     keep_best = early_stopping is not None and early_stopping.restore_best
-    out = lanes.train_lanes(build, loss, config, x, y, val, {}, keys, epochs=epochs, classification=classification,
-                            input_shape=shape, rule=rule, monitor=monitor, keep_best=keep_best, chunk_size=chunk_size,
-                            progress=progress, verbose=verbose, desc="ensemble")
     tracked = early_stopping is not None or val is not None
-    diverged = [r == "diverged" for r in out.stop_reasons]
+    try:
+        out = lanes.train_lanes(build, loss, config, x, y, val, {}, keys, epochs=epochs, classification=classification,
+                                input_shape=shape, rule=rule, monitor=monitor, keep_best=keep_best,
+                                chunk_size=chunk_size, progress=progress, verbose=verbose, desc="ensemble")
+    except BaseException as err:   # an error after training started carries the members trained so far
+        if isinstance(getattr(err, "result", None), lanes.LanesOutcome):
+            err.result = _ensemble_result(err.result, keep_best, tracked)
+        raise
+    diverged = [r == StopReason.DIVERGED for r in out.stop_reasons]
     if any(diverged):
         warnings.warn(f"fit_ensemble: member(s) {[k for k, d in enumerate(diverged) if d]} diverged (NaN/Inf cost, "
                       "gradient or update) and kept their last finite params; lower the learning rate or clip "
                       "gradients", RuntimeWarning, stacklevel=2)
+    return _ensemble_result(out, keep_best, tracked)
+
+
+def _ensemble_result(out, keep_best: bool, tracked: bool) -> EnsembleResult:
+    """The EnsembleResult of a LanesOutcome: each member's best epoch restored where early stopping asks for it."""
+    diverged = [r == StopReason.DIVERGED for r in out.stop_reasons]
     out = out._replace(best_epochs=[b if tracked else None for b in out.best_epochs])
     params, state = out.ts.params, out.ts.state
-    if keep_best:  # each member's best epoch, except those that never improved or diverged (as fit does)
+    if keep_best and out.best is not None:  # each member's best epoch, except those that never improved or diverged
         restored = np.array([b is not None and not d for b, d in zip(out.best_epochs, diverged)])
         params, state = jax.tree_util.tree_map(
             lambda b, f: jnp.where(restored.reshape((-1,) + (1,) * (b.ndim - 1)), b, f), out.best, (params, state))

@@ -96,6 +96,40 @@ def test_ctrl_c_during_training_keeps_the_result():
     _assert_result_is_the_run_stopped_after(info.value.result, 1)
 
 
+@pytest.mark.parametrize("chunk_size", [None, 2], ids=["one-program", "chunks-of-2"])
+def test_ctrl_c_during_an_ensemble_keeps_the_members_trained_so_far(monkeypatch, chunk_size):
+    from jaxnets import EnsembleResult
+    from jaxnets.training import progress
+
+    calls = []
+    original = progress.Reporter.epoch
+
+    def epoch(self, row, note=""):   # Ctrl-C arrives while the second epoch report is written
+        calls.append(row["epoch"])
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return original(self, row, note)
+
+    keys = jax.random.split(KEY, 3)
+    run = dict(epochs=3, batch_size=8, keys=keys, progress=False, chunk_size=chunk_size)
+    monkeypatch.setattr(progress.Reporter, "epoch", epoch)
+    with pytest.raises(KeyboardInterrupt) as info:
+        jn.fit_ensemble(tiny_model(), LOSS, optim.sgd(0.3), (X, Y), **run)
+    monkeypatch.undo()
+    result = info.value.result
+    assert isinstance(result, EnsembleResult)
+    # one program: all 3 members after 2 epochs; chunks of 2: the first chunk's 2 members after 2 epochs (the
+    # second chunk never started)
+    expected_members = 3 if chunk_size is None else 2
+    assert len(result.histories) == expected_members
+    assert all(len(h) == 2 for h in result.histories)
+    straight = jn.fit_ensemble(tiny_model(), LOSS, optim.sgd(0.3), (X, Y), **{**run, "epochs": 2})
+    for k in range(expected_members):
+        assert [r["train_loss"] for r in result.histories[k]] == [r["train_loss"] for r in straight.histories[k]]
+        assert leaves_equal(jax.tree_util.tree_map(lambda a: a[k], result.params),
+                            jax.tree_util.tree_map(lambda a: a[k], straight.params))
+
+
 def test_callbacks_are_checked_before_training():
     with pytest.raises(TypeError, match=r"callbacks\[0\] is the class CSVLogger, not an instance: pass CSVLogger"):
         _fit(_batches(), callbacks=[jn.CSVLogger])

@@ -35,6 +35,7 @@ import numpy as np
 from jaxnets.sweeps.space import grid_configs, group_by_structure, numeric_arrays, sample_configs, split_axes
 from jaxnets.sweeps.results import SweepResult
 from jaxnets.training import lanes, loops, validate
+from jaxnets.training.early_stopping import StopReason
 from jaxnets.training.config import Builder, TrainConfig
 from jaxnets.training.evaluation import DEFAULT_CHUNK, check_chunk
 from jaxnets.training.fit import policy_of
@@ -100,7 +101,8 @@ def _row(config, history, best_epoch, stop_reason):
     row["epochs_run"] = len(history)
     for name in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
         row[name] = best.get(name)
-    row["stopped_early"], row["diverged"] = stop_reason == "early_stopping", stop_reason == "diverged"
+    reason = StopReason(stop_reason)
+    row["stopped_early"], row["diverged"] = reason.stopped_early, reason == StopReason.DIVERGED
     return row
 
 

@@ -21,7 +21,7 @@ The engine (`engine.run`) and its pieces: `config` (TrainConfig, Builder, Policy
 """
 from jaxnets.training.callbacks import CSVLogger, JSONLinesLogger, TensorBoardLogger
 from jaxnets.training.config import Policy, TrainConfig
-from jaxnets.training.early_stopping import EarlyStopping
+from jaxnets.training.early_stopping import EarlyStopping, StopReason
 from jaxnets.training.epoch import epoch_layout, make_epoch
 from jaxnets.training.evaluation import evaluate, make_eval, make_predict, predict
 from jaxnets.training.fit import FitResult, TrainingDivergedError, fit
@@ -34,6 +34,6 @@ from jaxnets.training.step import count_correct, make_step
 __all__ = [
     "TrainState", "init_train_state", "stack", "unstack", "make_step", "make_epoch", "epoch_layout", "make_eval",
     "make_predict", "count_correct", "fit", "FitResult", "TrainingDivergedError", "evaluate", "predict",
-    "EarlyStopping", "History", "plot_history", "Policy", "TrainConfig", "CheckpointDirError",
+    "EarlyStopping", "StopReason", "History", "plot_history", "Policy", "TrainConfig", "CheckpointDirError",
     "CheckpointWriteError", "CSVLogger", "JSONLinesLogger", "TensorBoardLogger",
 ]

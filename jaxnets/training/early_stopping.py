@@ -1,4 +1,5 @@
-"""Early stopping: stop when the monitored validation metric has not improved for `patience` epochs.
+"""Early stopping: stop when the monitored validation metric has not improved for `patience` epochs; and
+`StopReason`, why a run (or one lane of it) stopped.
 
     fit(..., val_data=(xv, yv), early_stopping=EarlyStopping(patience=5))
 
@@ -9,26 +10,51 @@ epoch (the optimizer state stays the last one).
 """
 from __future__ import annotations
 
+import enum
 import math
 from dataclasses import dataclass
 
 from jaxnets.training.validate import check_number, positive_int
 
-__all__ = ["EarlyStopping", "MONITORS", "Tracker"]
+__all__ = ["EarlyStopping", "MONITORS", "StopReason", "Tracker"]
+
+
+class StopReason(str, enum.Enum):
+    """Why training stopped. A `str` subclass, so `result.stop_reason == "diverged"` keeps working and it is
+    written to JSON as its value; `stopped_early` is defined here once for fit, ensembles and sweeps."""
+
+    COMPLETED = "completed"            # every epoch ran
+    EARLY_STOPPING = "early_stopping"  # the monitored value stopped improving (`EarlyStopping`)
+    CALLBACK = "callback"              # a callback returned True
+    DIVERGED = "diverged"              # a step's cost, gradient or update was NaN/Inf
+    DATA_EXHAUSTED = "data_exhausted"  # a stream of batches ran out
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def stopped_early(self) -> bool:
+        """Ended before `epochs` for a reason other than divergence."""
+        return self in (StopReason.EARLY_STOPPING, StopReason.CALLBACK, StopReason.DATA_EXHAUSTED)
 
 MONITORS = ("val_loss", "val_accuracy", "train_loss", "train_accuracy")
 
 
 @dataclass(frozen=True)
 class EarlyStopping:
-    patience: int
+    """patience: epochs without improvement before stopping (None: never stop, only track the best epoch — what
+    the engine uses to find the best epoch without a rule); min_delta: the least change that counts;
+    monitor: one of MONITORS; restore_best: return the best epoch's params."""
+
+    patience: int | None
     min_delta: float = 0.0
     monitor: str = "val_loss"
     restore_best: bool = True
 
     def __post_init__(self):
-        positive_int(self.patience, "EarlyStopping: patience", "the number of epochs without improvement, e.g. "
-                     "EarlyStopping(patience=5)")
+        if self.patience is not None:
+            positive_int(self.patience, "EarlyStopping: patience", "the number of epochs without improvement, e.g. "
+                         "EarlyStopping(patience=5)")
         check_number(self.min_delta, "EarlyStopping: min_delta (the least change that counts as an improvement)",
                      low=0)
         if not isinstance(self.monitor, str) or self.monitor not in MONITORS:
@@ -66,7 +92,7 @@ class Tracker:
             self.best, self.best_epoch, self.wait = float(value), epoch, 0
             return True, False
         self.wait += 1
-        return False, self.wait >= self.rule.patience
+        return False, self.rule.patience is not None and self.wait >= self.rule.patience
 
     def replay(self, history) -> bool:
         """Feed every row of a History (e.g. after resuming); returns whether it would have stopped."""

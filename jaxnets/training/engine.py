@@ -30,7 +30,7 @@ import numpy as np
 
 from jaxnets.optim import plateau
 from jaxnets.training.config import Builder, TrainConfig
-from jaxnets.training.early_stopping import EarlyStopping
+from jaxnets.training.early_stopping import EarlyStopping, StopReason
 from jaxnets.training.epoch import epoch_layout, start
 from jaxnets.training.history import History
 from jaxnets.training.metrics import metrics_program
@@ -195,7 +195,7 @@ def run(plan: Plan, resume_point=None) -> Outcome:
         ts, best, histories, stop, epoch0 = resume_point
         ts = jax.device_put(ts, plan.sharding)
         best = None if best is None else jax.device_put(best, plan.sharding)
-    rule = plan.rule or EarlyStopping(patience=2**31 - 1, monitor=plan.monitor or "train_loss")
+    rule = plan.rule or EarlyStopping(patience=None, monitor=plan.monitor or "train_loss")   # tracks, never stops
     trackers = [rule.tracker() for _ in range(k)]
     for tracker, history in zip(trackers, histories):
         tracker.replay(history)
@@ -213,7 +213,7 @@ def run(plan: Plan, resume_point=None) -> Outcome:
 
     def outcome():
         best_epochs = [t.best_epoch if plan.monitor else None for t in trackers]
-        return Outcome(ts, best, histories, [s or "completed" for s in stop], diverged_at, best_epochs, epoch0,
+        return Outcome(ts, best, histories, [s or StopReason.COMPLETED for s in stop], diverged_at, best_epochs, epoch0,
                        epoch_seconds, time.perf_counter() - t_start)
 
     try:
@@ -246,10 +246,10 @@ def run(plan: Plan, resume_point=None) -> Outcome:
                     continue
                 mj, vj = _lane(m, j, lanes), _lane(vm, j, lanes)
                 if exhausted and int(mj["count"]) == 0:   # a stream with no batch left: nothing trained this epoch
-                    stop[j] = "data_exhausted"
+                    stop[j] = StopReason.DATA_EXHAUSTED
                     continue
                 if not bool(mj["finite"]):
-                    diverged_at[j], stop[j] = (epoch, int(mj["first_bad_step"]) + 1), "diverged"
+                    diverged_at[j], stop[j] = (epoch, int(mj["first_bad_step"]) + 1), StopReason.DIVERGED
                     if lanes is None:
                         raise Diverged(outcome(), epoch, diverged_at[j][1], steps_per_epoch(plan))
                     continue
@@ -261,13 +261,13 @@ def run(plan: Plan, resume_point=None) -> Outcome:
                 better, patience_out = trackers[j].update(epoch, row.get(rule.monitor))
                 improved[j] = better
                 if plan.rule is not None and patience_out:
-                    stop[j] = "early_stopping"
+                    stop[j] = StopReason.EARLY_STOPPING
                     if lanes is None:
                         reporter.message(f"early stopping at epoch {epoch}: {rule.monitor} has not improved for "
                                          f"{rule.patience} epochs (best at epoch {trackers[j].best_epoch})")
             if exhausted:
                 warnings.warn(exhausted, RuntimeWarning, stacklevel=3)
-                stop = [s or "data_exhausted" for s in stop]
+                stop = [s or StopReason.DATA_EXHAUSTED for s in stop]
             if judging and rows:
                 ts = progs.judge(ts, plan.hps, jnp.asarray(_monitored(histories, epoch, rule.monitor, lanes)))
             if plan.keep_best and improved.any():   # `ts` is never donated (each epoch trains a copy)
@@ -275,7 +275,7 @@ def run(plan: Plan, resume_point=None) -> Outcome:
                                                                           (ts.params, ts.state), best)
             for callback in plan.callbacks if rows else ():
                 if callback(epoch, dict(rows[0]), ts) is True and stop[0] is None and epoch < plan.epochs:
-                    stop[0] = "callback"
+                    stop[0] = StopReason.CALLBACK
             if lanes is None and rows:
                 reporter.epoch(rows[0])
             elif lanes is not None:
@@ -363,4 +363,5 @@ def restore(plan: Plan, path: str, meta: dict):
             f"cannot resume from {path}: {err}. The checkpoint was written by a different model or optimizer; "
             "use a fresh checkpoint_dir or overwrite=True") from err
     histories = [History.from_dict(h) for h in meta["histories"]]
-    return tree["train"], tree.get("best"), histories, list(meta["stop_reasons"]), int(meta["epoch"])
+    reasons = [None if r is None else StopReason(r) for r in meta["stop_reasons"]]
+    return tree["train"], tree.get("best"), histories, reasons, int(meta["epoch"])

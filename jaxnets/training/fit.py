@@ -28,7 +28,7 @@ from jaxnets.training import engine, loops, validate
 from jaxnets.training import trainable as trainable_leaves
 from jaxnets.training.validate import policy_of  # noqa: F401  (also imported from here by ensembles, sweeps)
 from jaxnets.training.config import Builder, TrainConfig
-from jaxnets.training.early_stopping import EarlyStopping
+from jaxnets.training.early_stopping import EarlyStopping, StopReason
 from jaxnets.training.evaluation import DEFAULT_CHUNK, check_chunk
 from jaxnets.training.history import History
 from jaxnets.training.metrics import check_metrics
@@ -58,11 +58,11 @@ class FitResult(NamedTuple):
     @property
     def stopped_early(self) -> bool:
         """Early stopping, a callback or the end of a stream ended training before `epochs`."""
-        return self.stop_reason in ("early_stopping", "callback", "data_exhausted")
+        return StopReason(self.stop_reason).stopped_early
 
     @property
     def diverged(self) -> bool:
-        return self.stop_reason == "diverged"
+        return self.stop_reason == StopReason.DIVERGED
 
     @property
     def epochs_run(self) -> int:
@@ -90,7 +90,7 @@ def fit_result(outcome: engine.Outcome, keep_best: bool, lane: int | None = None
     j = 0 if lane is None else lane
     reason = reason or outcome.stop_reasons[j]
     ts = pick(outcome.ts)
-    restore = keep_best and reason != "diverged" and outcome.best is not None and outcome.best_epochs[j] is not None
+    restore = keep_best and reason != StopReason.DIVERGED and outcome.best is not None and outcome.best_epochs[j] is not None
     params, state = pick(outcome.best) if restore else (ts.params, ts.state)
     return FitResult(params=params, state=state, opt_state=ts.opt_state, history=outcome.histories[j],
                      best_epoch=outcome.best_epochs[j], stop_reason=reason, train_state=ts,
@@ -273,7 +273,7 @@ def fit(model: Layer, loss: Union[Loss, str, Callable[..., Any]], optimizer: Uni
         try:
             outcome = engine.run(plan, resume_point)
         except engine.Diverged as err:
-            result = fit_result(err.outcome, keep_best, reason="diverged")
+            result = fit_result(err.outcome, keep_best, reason=StopReason.DIVERGED)
             raise TrainingDivergedError(
                 f"training diverged: the cost, a gradient or the update became NaN/Inf at epoch {err.epoch}, step "
                 f"{err.step}{'' if err.steps is None else f' of {err.steps}'} (update "

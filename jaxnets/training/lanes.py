@@ -132,12 +132,28 @@ def train_lanes(build: Builder, loss, config: TrainConfig, x, y, val, hps: dict,
                            input_shape=tuple(input_shape), rule=rule, monitor=monitor, keep_best=keep_best,
                            progress=progress, verbose=verbose,
                            desc=desc if k_total == chunk else f"{desc} {lo // chunk + 1}/{-(-k_total // chunk)}")
-        out = engine.run(plan)
         n = hi - lo
-        parts.append((jax.tree_util.tree_map(lambda a: a[:n], (out.ts, out.best)), out.histories[:n],
-                      out.stop_reasons[:n], out.diverged_at[:n], out.best_epochs[:n]))
+        try:
+            out = engine.run(plan)
+        except BaseException as err:   # the lanes trained so far (earlier chunks, and this one's finished epochs)
+            if isinstance(getattr(err, "result", None), engine.Outcome):
+                part = err.result
+                err.result = _joined(parts + [_part(part, n)], epoch_seconds + part.epoch_seconds,
+                                     seconds + part.seconds)
+            raise
+        parts.append(_part(out, n))
         seconds += out.seconds
         epoch_seconds += out.epoch_seconds
+    return _joined(parts, epoch_seconds, seconds)
+
+
+def _part(out, n: int) -> tuple:
+    """The first `n` lanes of an engine Outcome (the rest are padding)."""
+    return (jax.tree_util.tree_map(lambda a: a[:n], (out.ts, out.best)), out.histories[:n], out.stop_reasons[:n],
+            out.diverged_at[:n], out.best_epochs[:n])
+
+
+def _joined(parts: list, epoch_seconds: list, seconds: float) -> LanesOutcome:
     trees = [p[0] for p in parts]
     ts, best = trees[0] if len(trees) == 1 else jax.tree_util.tree_map(lambda *a: jnp.concatenate(a), *trees)
     return LanesOutcome(ts, best, sum((p[1] for p in parts), []), sum((p[2] for p in parts), []),
