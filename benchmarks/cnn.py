@@ -121,7 +121,7 @@ def previous_kernels_model(cfg):
     layers = []
     for f in cfg.features:
         layers += [Conv2D(f, 5, kernels="conv"), Relu, MaxPool(2)]
-    return jaxnets.serial(*layers, Flatten, Dense(cfg.hidden), Relu, Dense(10))
+    return jaxnets.serial(*layers, Flatten(), Dense(cfg.hidden), Relu(), Dense(10))
 
 
 def part_torch(n, rounds, peers, log):

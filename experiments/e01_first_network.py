@@ -29,7 +29,7 @@ def network(sizes):
     """network.py's net: every layer Dense → Sigmoid, weights and biases drawn from N(0, 1)."""
     layers = []
     for n in sizes[1:]:
-        layers += [Dense(n, w_init=initializers.normal(1.0), b_init=initializers.normal(1.0)), Sigmoid]
+        layers += [Dense(n, w_init=initializers.normal(1.0), b_init=initializers.normal(1.0)), Sigmoid()]
     return jaxnets.serial(*layers, name=f"network({sizes})")
 
 

@@ -44,13 +44,13 @@ def neuron_run(w0, b0, loss, epochs, eta=0.15, _compiled={}):
 
 
 def network(n_in):
-    return jaxnets.serial(Dense(30, w_init=initializers.normal(1.0), b_init=initializers.normal(1.0)), Sigmoid,
+    return jaxnets.serial(Dense(30, w_init=initializers.normal(1.0), b_init=initializers.normal(1.0)), Sigmoid(),
                           Dense(10, w_init=initializers.normal(1.0), b_init=initializers.normal(1.0)),
                           name=f"[{n_in},30,10] logits")
 
 
 def with_sigmoid(model):
-    return jaxnets.serial(model, Sigmoid, name="sigmoid outputs")
+    return jaxnets.serial(model, Sigmoid(), name="sigmoid outputs")
 
 
 def main(argv=None):

@@ -24,7 +24,7 @@ CLAIM = ("With 1,000 training images an unregularised [784,30,10] net overfits (
 
 def network(n_in, dropout=None):
     big = dict(w_init=initializers.normal(1.0), b_init=initializers.normal(1.0))
-    hidden = [Dense(30, **big), Sigmoid] + ([Dropout(dropout)] if dropout else [])
+    hidden = [Dense(30, **big), Sigmoid()] + ([Dropout(dropout)] if dropout else [])
     return jaxnets.serial(*hidden, Dense(10, **big), name=f"[{n_in},30,10] dropout={dropout}")
 
 

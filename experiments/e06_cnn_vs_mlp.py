@@ -74,8 +74,8 @@ def main(argv=None):
     # 28×28 images: the book's VALID convolutions (28 → 24 → 12 → 8 → 4); smaller images (the 8×8 digits when
     # Fashion-MNIST is absent) keep their size through SAME convolutions (8 → 8 → 4 → 4 → 2).
     pad = "VALID" if imgs.x_train.shape[1] >= 28 else "SAME"
-    cnn = jaxnets.serial(Conv2D(20, 5, padding=pad), Relu, MaxPool(2), Conv2D(40, 5, padding=pad), Relu, MaxPool(2),
-                         Flatten, Dense(256), Relu, Dropout(0.25), Dense(10), name="conv20-pool-conv40-pool-256")
+    cnn = jaxnets.serial(Conv2D(20, 5, padding=pad), Relu(), MaxPool(2), Conv2D(40, 5, padding=pad), Relu(), MaxPool(2),
+                         Flatten(), Dense(256), Relu(), Dropout(0.25), Dense(10), name="conv20-pool-conv40-pool-256")
     shift = augment.random_shift(1)
     _, c = common.fit_tracked(cnn, loss, cosine_adam(1e-3, e_cnn, n, batch), tri, epochs=e_cnn, batch_size=batch,
                               key=key, val=vali, test=testi, augment=shift, verbose=True)

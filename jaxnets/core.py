@@ -123,7 +123,7 @@ def serial(*layers: Layer, name: str | None = None) -> Layer:
     recursion δˡ = ((Wˡ⁺¹)ᵀ δˡ⁺¹) ⊙ σ′(zˡ) split into its dense and activation factors.
     """
     if not layers:
-        raise ValueError("serial() needs at least one layer, e.g. serial(Dense(10), Sigmoid)")
+        raise ValueError("serial() needs at least one layer, e.g. serial(Dense(10), Sigmoid())")
     for i, layer in enumerate(layers):
         if not isinstance(layer, Layer):
             raise TypeError(f"serial(): argument {i} is {type(layer).__name__}, not a Layer; {not_a_layer_hint(layer)}")

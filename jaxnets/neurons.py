@@ -66,7 +66,7 @@ def train_perceptron(params, x, t, *, epochs: int = 10, learning_rate: float = 1
 
 def sigmoid_neuron(w_init=zeros) -> Layer:
     """A single sigmoid neuron: Dense(1) followed by Sigmoid."""
-    return serial(Dense(1, w_init=w_init), Sigmoid, name="sigmoid_neuron")
+    return serial(Dense(1, w_init=w_init), Sigmoid(), name="sigmoid_neuron")
 
 
 def sgd_per_example(model: Layer, loss, params, state, x, t, *, learning_rate: float, epochs: int = 1,

@@ -127,7 +127,7 @@ def branches(*layers: Layer, name: str | None = None) -> Layer:
     """Layer i applied to element i of a tuple input (stax's `parallel`); params/state/cache are tuples with one
     entry per branch, and each branch's backward runs on its own cotangent."""
     if not layers:
-        raise ValueError("branches() needs at least one layer, e.g. branches(Dense(10), Identity)")
+        raise ValueError("branches() needs at least one layer, e.g. branches(Dense(10), Identity())")
     for i, layer in enumerate(layers):
         if not isinstance(layer, Layer):
             raise TypeError(f"branches(): argument {i} is {type(layer).__name__}, not a Layer; "
@@ -175,7 +175,7 @@ def residual(*layers: Layer, shortcut: Layer | None = None, name: str | None = N
     Children: (serial(*layers), shortcut); params/state/cache are pairs in that order.
     """
     if not layers:
-        raise ValueError("residual() needs at least one layer for its branch, e.g. residual(Dense(16), Relu)")
+        raise ValueError("residual() needs at least one layer for its branch, e.g. residual(Dense(16), Relu())")
     body = layers[0] if len(layers) == 1 else serial(*layers)
     skip = Identity if shortcut is None else shortcut
     if not isinstance(body, Layer) or not isinstance(skip, Layer):

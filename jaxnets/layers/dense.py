@@ -39,7 +39,7 @@ def Dense(n: int, w_init=glorot_uniform, b_init=zeros, dtype=None, *, use_bias: 
         if len(input_shape) != 1:
             raise ValueError(
                 f"{name}: expects flat inputs of shape (n_in,), got per-example shape {input_shape}; "
-                "put Flatten before it"
+                "put Flatten() before it"
             )
         w_key, b_key = jax.random.split(key)
         params = {"w": w_init(w_key, (input_shape[0], n), dtype)}
