@@ -274,6 +274,7 @@ def test_model_defaults_are_the_factorys():
     (["--model", "resnet_cnn", "--dropout", "0.5"], "--dropout 0.5 would be ignored with --model resnet_cnn"),
     (["--warmup-epochs", "2"], "--warmup-epochs 2 would be ignored with --schedule constant"),
     (["--schedule", "piecewise"], "--schedule piecewise needs --boundaries"),
+    (["--schedule", "warmup_cosine", "--epochs", "1"], "--warmup-epochs 1 leaves no epoch for the cosine decay with --epochs 1"),
     (["--boundaries", "x:1"], "argument --boundaries: entry 1 of 'x:1'"),
     (["--features", "4,0"], "argument --features: entry 2 of '4,0' is '0'"),
     (["--activation", "swish"], "argument --activation: invalid choice: 'swish'"),
@@ -302,10 +303,10 @@ def test_train_a_cnn_save_evaluate_and_predict_on_new_data(tmp_path, capsys, mon
     run = "run.npz"
     code = main(["train", "--model", "cnn", "--features", "4", "--kernel", "3", "--hidden", "16", "--activation",
                  "relu", "--dropout", "0.1", "--batch-norm", "--optimizer", "adam", "--learning-rate", "0.01",
-                 "--schedule", "warmup_cosine", "--clip-norm", "5", "--epochs", "1", "--batch-size", "128",
+                 "--schedule", "cosine", "--clip-norm", "5", "--epochs", "1", "--batch-size", "128",
                  "--no-progress", "--save", run])
-    out = capsys.readouterr().out
-    assert code == 0, out
+    out, err = capsys.readouterr()
+    assert code == 0, out + err
     assert "Conv2D(4, 3)" in out and "BatchNorm" in out and "Dropout(0.1)" in out and f"model saved to {run}" in out
     accuracy = float(out.split("test accuracy: ")[1].split()[0])
 

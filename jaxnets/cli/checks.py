@@ -236,6 +236,9 @@ def check_train_args(args) -> None:
     if args.model == "resnet_cnn" and args.batch_norm:
         error("--batch-norm: resnet_cnn always has BatchNorm in its blocks; drop --batch-norm")
     fill_defaults(args)
+    if args.schedule == "warmup_cosine" and args.warmup_epochs >= args.epochs:
+        error(f"--warmup-epochs {args.warmup_epochs} leaves no epoch for the cosine decay with --epochs "
+              f"{args.epochs}; use fewer warm-up epochs (default 1) or more epochs")
     check_loss_and_output(args)
 
 

@@ -93,9 +93,11 @@ def fit_inputs(x, run: dict, flag: str, path: str, parser):
     elif x.ndim >= 2 and int(np.prod(x.shape[1:])) == size:
         x = x.reshape((x.shape[0],) + shape)
     else:
+        fix = (f"evaluate on a dataset whose examples have {size} values, or pass --data FILE.npz"
+               if flag == "--dataset" else
+               f"give an array (examples, {size}) or (examples, {', '.join(map(str, shape))})")
         parser.error(f"{flag} {path}: inputs of shape {x.shape} do not fit the model's per-example input "
-                     f"{shape} ({size} values each); give an array (examples, {size}) or (examples, "
-                     f"{', '.join(map(str, shape))})")
+                     f"{shape} ({size} values each); {fix}")
     low, high = run.get("input_range") or (None, None)
     if high is not None and x.size and (np.max(x) > 2 * max(abs(high), 1.0) or np.min(x) < low - max(abs(high), 1.0)):
         print(f"jaxnets: note: {flag} values lie in [{np.min(x):g}, {np.max(x):g}], but the model was trained on "
