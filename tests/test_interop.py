@@ -138,6 +138,8 @@ def test_arguments_are_checked():
     with pytest.raises(TypeError, match=r"from_equinox\(key_arg\)"):
         from_equinox(eqx.nn.Linear(2, 2, key=jax.random.key(0)), key_arg=1)
     assert from_flax(nn.Dense(3)).name == "flax:Dense"
+    with pytest.raises(TypeError, match=r"from_flax\(flax:LinenNet\): calling the module.*train_arg='train'"):
+        jaxnets.init(serial(from_flax(LinenNet())), jax.random.key(0), (4,))
     assert from_equinox(eqx.nn.Linear(2, 2, key=jax.random.key(0)), name="lin").name == "lin"
     _, params, _ = from_equinox(eqx.nn.Linear(2, 2, key=jax.random.key(0))).init(jax.random.key(0), (2,))
     assert sorted(params) == ["bias", "weight"]

@@ -75,7 +75,14 @@ def _linen(module, label, train_arg, deterministic_arg, rng_streams) -> Layer:
     def init_variables(key, input_shape):
         k_params, k_rest = jax.random.split(key)
         rngs = {"params": k_params, **{s: jax.random.fold_in(k_rest, i) for i, s in enumerate(rng_streams)}}
-        variables = module.init(rngs, example(input_shape), **mode_kwargs(train_arg, deterministic_arg, False))
+        try:
+            variables = module.init(rngs, example(input_shape), **mode_kwargs(train_arg, deterministic_arg, False))
+        except TypeError as err:
+            if train_arg is not None or deterministic_arg is not None:
+                raise
+            raise TypeError(f"from_flax({label}): calling the module on one example of shape {input_shape} "
+                            f"failed ({err}); if its __call__ takes a mode argument, name it: "
+                            "from_flax(module, train_arg='train') or deterministic_arg='deterministic'") from err
         variables = dict(variables)
         params = variables.pop("params", {})
         return params, variables
