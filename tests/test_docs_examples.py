@@ -40,7 +40,7 @@ class Block:
 def blocks(path: Path) -> list[Block]:
     """The ```python blocks of a markdown file, with the line number of their first code line and their marker."""
     lines = path.read_text(encoding="utf-8").splitlines()
-    page = str(path.relative_to(ROOT))
+    page = str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else path.name
     found, i = [], 0
     while i < len(lines):
         if FENCE.match(lines[i]):
@@ -58,6 +58,16 @@ def blocks(path: Path) -> list[Block]:
 
 PAGES = sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"]
 ALL = [b for page in PAGES for b in blocks(page)]
+
+
+def test_markers_and_line_numbers(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("# t\n\n```python\nx = 1\n```\n<!-- not-run: needs a GPU -->\n```python\ny = 2\n```\n"
+                    "<!-- file: mod.py -->\n```python\nz = 3\n```\n```bash\nls\n```\n", encoding="utf-8")
+    first, second, third = blocks(page)
+    assert (first.line, first.code, first.not_run, first.file) == (4, "x = 1\n", None, None)
+    assert (second.line, second.not_run) == (8, "needs a GPU")
+    assert (third.line, third.file, third.not_run) == (12, "mod.py", None)
 
 
 def test_the_pages_have_examples():
