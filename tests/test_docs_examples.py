@@ -108,13 +108,13 @@ def sandbox(tmp_path, monkeypatch):
             del sys.modules[name]
 
 
-@pytest.mark.parametrize("page", [p for p in PAGES if any(not b.not_run for b in blocks(p))],
-                         ids=lambda p: str(p.relative_to(ROOT)))
-def test_page_examples_run(page, sandbox):
+def run_blocks(page_blocks: list[Block], workdir: Path) -> None:
+    """Run the blocks in order in one namespace (writing file blocks into `workdir`); AssertionError naming the
+    page and line of the first block that raises, with the traceback's last frames."""
     namespace = {"__name__": "__docs__"}
-    for block in blocks(page):
+    for block in page_blocks:
         if block.file:
-            with open(sandbox / block.file, "a", encoding="utf-8") as f:
+            with open(workdir / block.file, "a", encoding="utf-8") as f:
                 f.write(block.code + "\n")
         if block.not_run:
             continue
@@ -122,4 +122,22 @@ def test_page_examples_run(page, sandbox):
         try:
             exec(code, namespace)
         except Exception:
-            pytest.fail(f"the example at {block} failed:\n{traceback.format_exc(limit=-4)}", pytrace=False)
+            raise AssertionError(f"the example at {block} failed:\n{traceback.format_exc(limit=-4)}") from None
+
+
+def test_a_failing_block_is_reported_with_its_page_and_line(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("```python\nx = 1\n```\n\n```python\ny = x + 1\nassert y == 3, y\n```\n", encoding="utf-8")
+    with pytest.raises(AssertionError) as failed:
+        run_blocks(blocks(page), tmp_path)
+    assert "the example at page.md:6 failed" in str(failed.value)
+    assert 'File "page.md", line 7' in str(failed.value) and "AssertionError: 2" in str(failed.value)
+
+
+@pytest.mark.parametrize("page", [p for p in PAGES if any(not b.not_run for b in blocks(p))],
+                         ids=lambda p: str(p.relative_to(ROOT)))
+def test_page_examples_run(page, sandbox):
+    try:
+        run_blocks(blocks(page), sandbox)
+    except AssertionError as err:
+        pytest.fail(str(err), pytrace=False)
