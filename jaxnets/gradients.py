@@ -14,6 +14,8 @@ hand-written backward passes then run in the compute dtype, exactly as `jax.grad
 """
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -36,8 +38,11 @@ def _loss_dtype(dtype):
     return jnp.promote_types(dtype, jnp.float32)
 
 
-def backprop(model: Layer, loss, penalty, params, state, x, y, ctx, policy=None):
-    """One hand-written forward and backward pass: (cost, new_state, outputs, dparams, dx).
+def backprop(model: Layer, loss, penalty, params, state, x, y, ctx=Ctx(train=True), policy=None, *,
+             details: bool = True):
+    """One hand-written forward and backward pass: (cost, new_state, outputs, dparams, dx), or with
+    details=False the gradient source's ((cost, new_state), dparams) (so `manual` is this function itself, with
+    no wrapper between a training step and the layers' backward).
 
     δᴸ = loss.grad(outputs, y) (∇ₐC, the 1/m included) enters the model's backward, which returns ∂C/∂params
     (plus the penalty's gradient) and ∂C/∂x. With a `policy`, outputs are returned in the loss's float32."""
@@ -57,17 +62,13 @@ def backprop(model: Layer, loss, penalty, params, state, x, y, ctx, policy=None)
         dx = dx if dx is None else cast_floats(dx, x.dtype)
     if penalty is not None:
         grads = jax.tree_util.tree_map(jnp.add, grads, penalty.grad(params))
-    return value, new_state, outputs, grads, dx
+    return (value, new_state, outputs, grads, dx) if details else ((value, new_state), grads)
 
 
 def manual(model: Layer, loss, penalty=None, *, policy=None):
-    """Backprop by hand: δᴸ = loss.grad(a, y) (∇ₐC, the 1/m included), then the layers' backward in reverse."""
-
-    def grad_fn(params, state, x, y, ctx=Ctx(train=True)):
-        value, new_state, _, grads, _ = backprop(model, loss, penalty, params, state, x, y, ctx, policy)
-        return (value, new_state), grads
-
-    return grad_fn
+    """Backprop by hand: δᴸ = loss.grad(a, y) (∇ₐC, the 1/m included), then the layers' backward in reverse.
+    `grad_fn(params, state, x, y, ctx=Ctx(train=True)) -> ((cost, new_state), grads)`."""
+    return functools.partial(backprop, model, loss, penalty, policy=policy, details=False)
 
 
 def autodiff(model: Layer, loss, penalty=None, *, policy=None):

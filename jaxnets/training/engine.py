@@ -4,8 +4,9 @@ A run advances one model, or K "lanes" — K models of one structure, with their
 hyper-parameters, stacked on axis 0 and trained by the same vmapped programs. The single fit is the lanes code
 with the vmap left out, so both share every line below: per epoch,
 
-1. train: the scan driver's compiled epoch, or the step driver's jitted step per mini-batch (from arrays, with
-   the batch cut inside the step, or from a stream, each batch prefetched) — `jaxnets.training.epoch`;
+1. train: `driver.train` — the scan driver's compiled epoch, or the step driver's jitted step per mini-batch
+   (from arrays, with the batch cut inside the step, or from a stream, each batch prefetched) —
+   `jaxnets.training.drivers`;
 2. evaluate on the validation data (one compiled pass, `Evaluator`), then one host fetch of all metrics;
 3. per lane: a history row (with "lr"/"lr_scale" when the optimizer's learning rate can be read); divergence (a lane whose step was non-finite stops with its last finite state, and a
    single fit raises `TrainingDivergedError`); early stopping and the best epoch (`EarlyStopping`'s tracker, the
@@ -31,13 +32,13 @@ import numpy as np
 from jaxnets.optim import plateau
 from jaxnets.training.config import Builder, TrainConfig
 from jaxnets.training.early_stopping import EarlyStopping, StopReason
-from jaxnets.training.epoch import epoch_layout, start
+from jaxnets.training.epoch import epoch_layout
 from jaxnets.training.history import History
 from jaxnets.training.metrics import metrics_program
 from jaxnets.training.programs import programs
 from jaxnets.training.progress import Reporter
 from jaxnets.training.resume import CheckpointWriteError
-from jaxnets.training.streaming import ArrayData, prefetch
+from jaxnets.training.streaming import ArrayData
 
 
 class Plan(NamedTuple):
@@ -116,15 +117,7 @@ def _copy(tree, sharding=None):
     return jax.device_put(tree, sharding, may_alias=False)
 
 
-_INDICES: list = []
 _RAN: set = set()   # ids of the (memoised) Programs that have trained an epoch in this process: compiled already
-
-
-def _indices(n: int) -> list:
-    """Device int32 scalars 0 .. n−1, made once: passing a Python int to a jitted step would transfer one per call."""
-    while len(_INDICES) < n:
-        _INDICES.extend(jax.device_put(np.arange(len(_INDICES), max(n, 2 * len(_INDICES) + 16), dtype=np.int32)))
-    return _INDICES
 
 
 @jax.jit
@@ -149,33 +142,6 @@ def steps_per_epoch(plan: Plan) -> Optional[int]:
         full, rem = epoch_layout(plan.data.n, plan.config.batch_size, plan.config.drop_last)
         return full + (1 if rem else 0)
     return plan.data.steps_per_epoch
-
-
-def _train_epoch(plan: Plan, progs, ts, keys, active, reporter, epoch: int):
-    """One epoch of every lane: (ts, device metrics)."""
-    config, hps, lanes = plan.config, plan.hps, plan.lanes
-    if isinstance(plan.data, ArrayData) and config.loop == "scan":
-        return progs.epoch(ts, hps, plan.data.x, plan.data.y, keys, active)
-    steps = progs.steps
-    carry = start(ts, lanes)
-    if isinstance(plan.data, ArrayData):
-        order, step_base, aug_base = steps.plan(keys)
-        full, rem = epoch_layout(plan.data.n, config.batch_size, config.drop_last)
-        index = _indices(full + 1)
-        for i in range(full):
-            carry = steps.full(carry, hps, plan.data.x, plan.data.y, order, index[i], step_base, aug_base, active)
-            reporter.step(i + 1)
-        if rem:
-            carry = steps.remainder(carry, hps, plan.data.x, plan.data.y, order, index[full], step_base,
-                                    aug_base, active)
-    else:
-        split = jax.vmap(lambda k: jax.random.split(k, 3)) if lanes else (lambda k: jax.random.split(k, 3))
-        bases = split(keys)
-        step_base, aug_base = (bases[:, 1], bases[:, 2]) if lanes else (bases[1], bases[2])
-        for i, (xb, yb) in prefetch(plan.data.epoch(epoch), plan.sharding):
-            carry = steps.streamed(carry, hps, xb, yb, _indices(i + 1)[i], step_base, aug_base, active)
-            reporter.step(i + 1)
-    return carry.ts, steps.metrics(carry._replace(ts=None))
 
 
 def run(plan: Plan, resume_point=None) -> Outcome:
@@ -226,8 +192,8 @@ def run(plan: Plan, resume_point=None) -> Outcome:
             active_arg = jnp.asarray(active if lanes else active[0])
             # the epoch trains (and donates) a copy: `ts` stays the state of the last epoch in the histories, valid
             # for what a callback kept and for the result an error carries
-            trained, m = _train_epoch(plan, progs, _copy(ts, plan.sharding), _epoch_keys(keys, epoch, lanes),
-                                      active_arg, reporter, epoch)
+            trained, m = progs.driver.train(_copy(ts, plan.sharding), plan.hps, plan.data,
+                                            _epoch_keys(keys, epoch, lanes), active_arg, reporter, epoch)
             vm = None
             if plan.val is not None:
                 vm = progs.evaluate(trained.params, trained.state, plan.hps, plan.val[0], plan.val[1])

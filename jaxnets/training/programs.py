@@ -3,8 +3,7 @@
     p = programs(build, loss, config, n=60000, lanes=None)     # one model
     p = programs(build, loss, config, n=60000, lanes=16)       # 16 lanes: everything vmapped over axis 0
 
-`epoch` is the scan driver's whole epoch (`jit`, train state donated); `steps` the step driver's pieces
-(`jaxnets.training.epoch.StepPrograms`); `evaluate` the evaluation pass (`jaxnets.training.evaluation.Evaluator`) on
+`driver` trains an epoch (`jaxnets.training.drivers`: the scan or the step driver); `evaluate` the evaluation pass (`jaxnets.training.evaluation.Evaluator`) on
 validation data; `judge(ts, hp, value)` one reduce-on-plateau judgement on the monitored value (once per epoch);
 `observe(ts, hp)` the learning rate of the epoch's last update and the plateau scale (history columns "lr",
 "lr_scale"; {} when neither can be read). The frozen `TrainConfig`, the `Builder` (model, optimizer, penalty) and the loss are the cache key,
@@ -24,13 +23,12 @@ from jaxnets.memo import memoised
 from jaxnets.optim import plateau
 from jaxnets.optim.base import learning_rate_of
 from jaxnets.training.config import Builder, TrainConfig
-from jaxnets.training.epoch import make_lane_epoch, step_programs
+from jaxnets.training import drivers
 from jaxnets.training.evaluation import Evaluator
 
 
 class Programs(NamedTuple):
-    epoch: Any
-    steps: Any
+    driver: Any
     evaluate: Any
     init: Any
     judge: Any
@@ -77,13 +75,7 @@ def injected_learning_rate(opt_state):
 
 @memoised(maxsize=32)
 def _make(build: Builder, loss, config: TrainConfig, n, lanes, input_shape) -> Programs:
-    donate = (0,) if config.donate else ()
-    epoch = None
-    if config.loop == "scan" and n is not None:
-        one = make_lane_epoch(build, loss, config)
-        fn = jax.vmap(one, in_axes=(0, 0, None, None, 0, 0)) if lanes else one
-        epoch = jax.jit(fn, donate_argnums=donate)
-    steps = step_programs(build, loss, config, n, bool(lanes)) if config.loop == "step" or n is None else None
+    driver = drivers.make(build, loss, config, n, bool(lanes))
     evaluate = Evaluator(build, loss, config.eval_batch_size, config.loop, bool(lanes))
 
     def init_one(hp, key):
@@ -97,7 +89,7 @@ def _make(build: Builder, loss, config: TrainConfig, n, lanes, input_shape) -> P
     judge, observe = _judge_one(build), _observe_one(build)
     judge = jax.jit(jax.vmap(judge) if lanes else judge)
     observe = jax.jit(jax.vmap(observe) if lanes else observe)
-    return Programs(epoch, steps, evaluate, init, judge, observe)
+    return Programs(driver, evaluate, init, judge, observe)
 
 
 def programs(build: Builder, loss, config: TrainConfig, n: int | None, lanes: int | None, input_shape) -> Programs:
