@@ -93,6 +93,31 @@ def test_streamed_batches_train_exactly_like_the_same_arrays():
     assert leaves_equal(arrays.params, scanned.params)
 
 
+def test_long_streams_train_in_scanned_chunks_exactly_like_the_same_arrays(monkeypatch):
+    from jaxnets.training.drivers import STREAM_CHUNK, StepDriver
+
+    runs, original = [], StepDriver._stream
+
+    def spy(self, carry, pending, *args):
+        runs.append(len(pending))
+        return original(self, carry, pending, *args)
+
+    monkeypatch.setattr(StepDriver, "_stream", spy)
+
+    x, y = blobs(5 * (2 * STREAM_CHUNK + 3) + 3, seed=2)   # two full chunks, 3 single batches, an odd last batch
+    batches = _batches(x, y, 5)
+    assert len(batches) > 2 * STREAM_CHUNK and len(batches[-1][0]) == 3
+    arrays = _fit(train=(x, y), batch_size=5, shuffle=False, loop="step", val_data=VAL, epochs=2)
+    streamed = _fit(train=batches, batch_size=None, val_data=VAL, epochs=2)
+    assert runs[:3] == [STREAM_CHUNK, STREAM_CHUNK, 3] and runs[3] == 1   # chunks, the rest, the odd-sized last
+    assert leaves_equal(arrays.train_state, streamed.train_state)
+    assert streamed.history["train_loss"] == arrays.history["train_loss"]
+    bad = list(batches)
+    bad[STREAM_CHUNK + 4] = (np.full_like(bad[STREAM_CHUNK + 4][0], np.nan), bad[STREAM_CHUNK + 4][1])
+    with pytest.raises(ValueError, match=f"epoch 1, batch {STREAM_CHUNK + 5} has"):   # inside the second chunk
+        _fit(train=bad, batch_size=None, epochs=2)
+
+
 def test_streaming_from_a_memmap_with_early_stopping_checkpoints_and_resume(tmp_path):
     x, y = TRAIN
     path = tmp_path / "x.npy"
