@@ -382,6 +382,7 @@ from jaxnets.layers import elementwise
 
 MyTanh = elementwise("MyTanh", jnp.tanh, lambda z: 1 - jnp.tanh(z) ** 2)
 WrongTanh = elementwise("WrongTanh", jnp.tanh, lambda z: 1 - jnp.tanh(z))     # forgot the square
+Swish = jn.layers.from_function(lambda x: x * jnp.tanh(x), name="swishish")   # an autodiff backward
 
 
 def block():
@@ -413,6 +414,17 @@ def test_gradcheck_user_module_in_a_subprocess_exits_nonzero_on_a_wrong_backward
     done = subprocess.run(cmd + ["my_layers:WrongTanh"], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 1 and "gradient check: FAILED" in done.stdout, done.stdout + done.stderr
+
+
+def test_gradcheck_of_an_autodiff_layer_needs_allow_autodiff(tmp_path, capsys, monkeypatch):
+    (tmp_path / "my_layers.py").write_text(USER_LAYERS, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.delitem(sys.modules, "my_layers", raising=False)
+    assert main(["gradcheck", "my_layers:Swish", "--input-shape", "3", "--batch", "2"]) == 2
+    assert "proves nothing; pass --allow-autodiff" in capsys.readouterr().err
+    assert main(["gradcheck", "my_layers:Swish", "--input-shape", "3", "--batch", "2", "--allow-autodiff"]) == 0
+    assert "autodiff backward" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -183,6 +183,9 @@ def _gradcheck_parser(sub) -> argparse.ArgumentParser:
     g.add_argument("--eval", action="store_true", help="check evaluation mode (BatchNorm uses its running "
                    "statistics) instead of training mode")
     g.add_argument("--x64", action="store_true", help="compute manual and autodiff gradients in float64")
+    g.add_argument("--allow-autodiff", action="store_true",
+                   help="check MODULE:LAYER even when its backward is autodiff (layers.from_function, an interop "
+                        "adapter): then only the finite-difference columns test anything")
     g.add_argument("--rtol", type=non_negative_float, default=None,
                    help="manual~autodiff tolerance (default: 1e-4 in float32, 1e-10 with --x64)")
     g.add_argument("--fd-rtol", type=non_negative_float, default=1e-6,

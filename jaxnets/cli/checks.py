@@ -162,6 +162,8 @@ GRADCHECK_RULES = (
     *(Rule(flag, dest, _BUILT_IN, "a built-in --model (your layer is checked alone, without a loss)", _A_TARGET)
       for flag, dest in (("--model", "model"), ("--sizes", "sizes"), ("--activation", "activation"),
                          ("--loss", "loss"), ("--output", "output"), ("--penalty", "penalty"), ("--x64", "x64"))),
+    Rule("--allow-autodiff", "allow_autodiff", lambda a: a.target is not None, "your own layer (MODULE:LAYER)",
+         lambda a: f"--model {a.model}"),
     Rule("--eval", "eval", lambda a: a.target is not None or a.model == "bn", "--model bn or your own layer (mlp "
          "and cnn compute the same in training and evaluation mode)", lambda a: f"--model {a.model}"),
 )

@@ -84,8 +84,13 @@ def cmd_gradcheck_layer(args) -> int:
 
     layer = load_layer(args.target)
     mode = "evaluation" if args.eval else "training"
+    if layer.meta.autodiff_backward and not args.allow_autodiff:
+        raise ValueError(f"{args.target}: the backward of {layer.name} is jax.vjp of its forward (layers.from_function "
+                         "or an interop adapter), not hand-written, so comparing it with autodiff proves nothing; "
+                         "pass --allow-autodiff to check it anyway (against finite differences), or write its "
+                         "backward by hand (docs/custom-layers.md)")
     report = gradcheck.check_layer(layer, args.input_shape, key=jax.random.key(args.seed), batch_size=args.batch,
-                                   train=not args.eval)
+                                   train=not args.eval, allow_autodiff=args.allow_autodiff)
     print(f"layer {layer.name} from {args.target}, input (batch {args.batch}, "
           f"{', '.join(map(str, args.input_shape))}), seed {args.seed}, {mode} mode")
     print(report)
