@@ -174,8 +174,8 @@ def resnet_mlp(n_in: int, width: int, depth: int, classes: int, activation="relu
                output=None, w_init=glorot_uniform) -> Layer:
     """A deep fully connected network with skip connections: `depth` hidden layers of `width` units.
 
-    Dense(width) → σ, then depth − 1 residual blocks h ← h + σ([BatchNorm](Dense(width)(h))), then
-    Dense(classes) [→ output unit]. With the identity shortcut, ∂C/∂h of every block carries the cotangent of the
+    Dense(width) → σ, then depth − 1 residual blocks h ← h + σ(BatchNorm(Dense(width)(h))) (BatchNorm only
+    with batch_norm=True), then Dense(classes) [→ output unit]. With the identity shortcut, ∂C/∂h of every block carries the cotangent of the
     block above unchanged plus the block's own term, so early layers keep learning where `mlp` with the same layers
     stalls (the vanishing-gradient problem; experiments/e11_skip_connections.py). Input (m, n_in) -> (m, classes).
     """
