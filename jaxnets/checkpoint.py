@@ -14,14 +14,12 @@ Python scalars, typed PRNG keys (`jax.random.key_data` plus the implementation n
 float8, int4: stored as same-width unsigned integers), and, stored in the JSON, strings and `History` objects, so
 `save(path, fit_result)` keeps the whole result (history, best epoch, stop reason, train state).
 
-Loading is bit-exact. Arrays come back as JAX arrays when JAX holds their dtype under the current
-`jax_enable_x64` setting, otherwise (e.g. float64 with x64 off), and wherever `like` has a numpy leaf, as numpy
-arrays. With `like` the result has like's exact tree structure (NamedTuple classes such as FitResult, custom
-nodes); without it a NamedTuple becomes a `collections.namedtuple` with the recorded name and fields (attribute
-access works, `isinstance` does not) and any other custom node a tuple of its children.
+Loading is bit-exact: JAX arrays where JAX holds the dtype under `jax_enable_x64` (else, and where `like` has a
+numpy leaf, numpy). With `like` the result has like's tree structure (FitResult, custom nodes); without, a
+NamedTuple becomes a `collections.namedtuple` of the recorded fields and a custom node a tuple of its children.
 
-Atomic write: a temporary file beside the target, fsync, `os.replace`, fsync of the directory. Only a regular
-file is replaced (else `CheckpointTargetError`; symbolic links are refused, not followed).
+Atomic write: a temporary file beside the target, fsync, `os.replace`, fsync of the directory; only a regular file
+is replaced (else `CheckpointTargetError`; symbolic links are refused). A model (a `Layer`) is code: refused.
 """
 from __future__ import annotations
 
@@ -41,6 +39,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from jaxnets.core import Layer
 
 FORMAT = "jaxnets.checkpoint"
 FORMAT_VERSION = 1
@@ -82,6 +82,9 @@ def _walk(node, path: tuple, on_leaf) -> dict:
     """JSON description of `node`; `on_leaf(x, path)` describes (and possibly records) each leaf."""
     if node is None:
         return {"t": "none"}
+    if isinstance(node, Layer):   # static to JAX: it would flatten to nothing and could not be loaded back
+        raise TypeError(f"checkpoint: {_show(path)} is a model (Layer {node.name}): save its params and state, or "
+                        "use checkpoint.save_model(path, model, params, state)")
     children, _ = jax.tree_util.tree_flatten_with_path(node, is_leaf=lambda x: x is not node)
     if len(children) == 1 and children[0][0] == () and children[0][1] is node:
         return on_leaf(node, path)

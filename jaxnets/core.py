@@ -159,11 +159,11 @@ def serial(*layers: Layer, name: str | None = None) -> Layer:
 
 def not_a_layer_hint(value) -> str:
     """The fix for a value placed where a Layer belongs: a constructor not called, or a module from another library."""
-    module = type(value).__module__ or ""
-    if module.startswith("flax"):
-        return ("it is a Flax module; wrap it with jaxnets.interop.from_flax(module, example_input) (pip install "
+    bases = [c.__module__ or "" for c in type(value).__mro__]   # a user's module subclasses flax's or equinox's
+    if any(b.startswith("flax") for b in bases):
+        return ("it is a Flax module; wrap it with jaxnets.interop.from_flax(module) (pip install "
                 "'jaxnets[interop]')")
-    if module.startswith("equinox") or any(c.__module__.startswith("equinox") for c in type(value).__mro__):
+    if any(b.startswith("equinox") for b in bases):
         return "it is an Equinox module; wrap it with jaxnets.interop.from_equinox(module) (pip install 'jaxnets[interop]')"
     if callable(value):
         name = getattr(value, "__name__", "it")

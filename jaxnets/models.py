@@ -24,6 +24,8 @@ import inspect
 import math
 from typing import NamedTuple
 
+import numpy as np
+
 from jaxnets import initializers
 from jaxnets.core import Layer, Recipe, serial
 from jaxnets.initializers import glorot_uniform
@@ -52,6 +54,8 @@ def _frozen(value):
     """`value` with lists (and tuples) made tuples, so that the recipe, and the Layer holding it, stay hashable."""
     if type(value) in (list, tuple):   # not a Layer or another NamedTuple
         return tuple(_frozen(v) for v in value)
+    if isinstance(value, np.generic):   # np.int64(10), np.float32(0.5): the Python number (JSON-storable)
+        return value.item()
     try:
         hash(value)
     except TypeError:

@@ -489,3 +489,10 @@ def _assert_same_leaves(a, b):
     assert len(a) == len(b)
     for x, y in zip(a, b):
         assert np.asarray(x).dtype == np.asarray(y).dtype and np.array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_a_model_in_the_tree_is_refused_with_the_fix(tmp_path):
+    model = jaxnets.serial(jaxnets.Dense(2), jaxnets.Relu())
+    with pytest.raises(TypeError, match=r"is a model \(Layer serial.*checkpoint.save_model"):
+        ckpt.save(tmp_path / "m.npz", {"model": model, "params": {"w": np.zeros(2)}})
+    assert not (tmp_path / "m.npz").exists()

@@ -116,6 +116,8 @@ def run_blocks(page_blocks: list[Block], workdir: Path) -> None:
         if block.file:
             with open(workdir / block.file, "a", encoding="utf-8") as f:
                 f.write(block.code + "\n")
+            # a module of that name imported earlier in this process (another test's my_layers.py) must not shadow it
+            sys.modules.pop(Path(block.file).stem, None)
         if block.not_run:
             continue
         code = compile("\n" * (block.line - 1) + block.code, block.page, "exec")   # tracebacks give the page's lines

@@ -98,9 +98,9 @@ def test_long_streams_train_in_scanned_chunks_exactly_like_the_same_arrays(monke
 
     runs, original = [], StepDriver._stream
 
-    def spy(self, carry, pending, *args):
-        runs.append(len(pending))
-        return original(self, carry, pending, *args)
+    def spy(self, carry, chunk, *args):
+        runs.append(len(chunk.batches))
+        return original(self, carry, chunk, *args)
 
     monkeypatch.setattr(StepDriver, "_stream", spy)
 
@@ -109,9 +109,20 @@ def test_long_streams_train_in_scanned_chunks_exactly_like_the_same_arrays(monke
     assert len(batches) > 2 * STREAM_CHUNK and len(batches[-1][0]) == 3
     arrays = _fit(train=(x, y), batch_size=5, shuffle=False, loop="step", val_data=VAL, epochs=2)
     streamed = _fit(train=batches, batch_size=None, val_data=VAL, epochs=2)
-    assert runs[:3] == [STREAM_CHUNK, STREAM_CHUNK, 3] and runs[3] == 1   # chunks, the rest, the odd-sized last
+    assert runs[:4] == [STREAM_CHUNK, STREAM_CHUNK, 3, 1]   # two chunks, the rest, the odd-sized last batch
     assert leaves_equal(arrays.train_state, streamed.train_state)
     assert streamed.history["train_loss"] == arrays.history["train_loss"]
+    def refilled():   # a loader that reuses one buffer for every batch must still train on each batch
+        buffer_x, buffer_y = np.empty((5, x.shape[1]), x.dtype), np.empty(5, y.dtype)
+        for xb, yb in batches:
+            if len(xb) != 5:
+                yield xb.copy(), yb.copy()
+                continue
+            buffer_x[:], buffer_y[:] = xb, yb
+            yield buffer_x, buffer_y
+
+    reused = _fit(train=refilled, batch_size=None, val_data=VAL, epochs=2)
+    assert leaves_equal(arrays.train_state, reused.train_state)
     bad = list(batches)
     bad[STREAM_CHUNK + 4] = (np.full_like(bad[STREAM_CHUNK + 4][0], np.nan), bad[STREAM_CHUNK + 4][1])
     with pytest.raises(ValueError, match=f"epoch 1, batch {STREAM_CHUNK + 5} has"):   # inside the second chunk

@@ -149,6 +149,20 @@ def test_plateau_is_judged_per_epoch_on_the_validation_loss(tx):
     assert worsening.history["lr_scale"] == expected and expected[-1] < 1.0
 
 
+def test_plateau_with_checkpoints_an_accuracy_monitor_and_another_value_aware_transformation(tmp_path):
+    opt = optim.chain(optim.adam(1e-2), optim.reduce_on_plateau(factor=0.5, patience=1))
+    r = _fit(opt, epochs=3, val_data=(X, 1 - Y), checkpoint_dir=tmp_path / "run")   # the run's identity probes it
+    assert r.history["lr_scale"][-1] < 1.0
+    # an unchanged accuracy is no improvement: judged as the error rate 1 − accuracy, the scale must fall
+    flat = jn.EarlyStopping(patience=100, monitor="val_accuracy")
+    frozen = _fit(optim.chain(optax.sgd(0.0), optim.reduce_on_plateau(factor=0.5, patience=1)), epochs=3,
+                  val_data=(X, Y), early_stopping=flat)
+    assert len(set(frozen.history["val_accuracy"])) == 1 and frozen.history["lr_scale"] == [1.0, 1.0, 0.5]
+    # a transformation that reads the cost itself (Polyak's step size) still gets the batch cost, not a sentinel
+    polyak = optax.chain(optax.polyak_sgd(max_learning_rate=0.1), optax.contrib.reduce_on_plateau(patience=5))
+    assert np.isfinite(_fit(polyak, epochs=2, val_data=(X, Y)).history["train_loss"]).all()
+
+
 def test_per_step_plateau_is_still_available_and_shows_the_trap():
     opt = optim.chain(optim.adam(1e-2), optim.reduce_on_plateau(factor=0.5, patience=1))
     r = _fit(opt, epochs=2, plateau="step")
@@ -225,6 +239,10 @@ def test_metrics_add_train_and_val_columns_measured_after_each_epoch():
         _fit(optim.adam(1e-2), metrics={"loss": mean_margin})
     with pytest.raises(TypeError, match="metrics"):
         _fit(optim.adam(1e-2), metrics={"m": 3})
+    with pytest.raises(ValueError, match=r"metrics\['nope'\]: unknown loss"):
+        _fit(optim.adam(1e-2), metrics=["nope"])
+    r = _fit(optim.adam(1e-2), epochs=1, metrics={"q": jn.losses.quadratic})   # a Loss: its value
+    assert r.history["train_q"][0] > 0
 
 
 # --------------------------------------------------------------------------------------------- notebooks and logs
@@ -248,9 +266,13 @@ def test_progress_bar_is_shown_in_a_jupyter_kernel(monkeypatch):
     from jaxnets.training import progress
 
     assert not progress.shows_bar(True)   # pytest's stderr is not a terminal
-    shell = type("ZMQInteractiveShell", (), {})()
-    monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(get_ipython=lambda: shell))
-    assert progress.shows_bar(True) and not progress.shows_bar(False)
+    kernel = type("ZMQInteractiveShell", (), {})
+    for shell in (kernel(), type("Shell", (kernel,), {})()):   # Jupyter's kernel shell, and a subclass (Colab's)
+        monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(get_ipython=lambda: shell))
+        assert progress.shows_bar(True) and not progress.shows_bar(False)
+    terminal = type("TerminalInteractiveShell", (), {"config": {}})()
+    monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(get_ipython=lambda: terminal))
+    assert not progress.shows_bar(True)
 
 
 def test_plot_history_returns_a_figure_without_a_path(tmp_path):
@@ -277,3 +299,18 @@ def test_keep_checkpoints_is_an_argument(tmp_path):
     assert len([f for f in os.listdir(tmp_path / "run1") if not f.startswith(".")]) == 1
     with pytest.raises(ValueError, match="keep_checkpoints"):
         _fit(optim.sgd(0.1), checkpoint_dir=tmp_path / "run2", keep_checkpoints=0)
+
+
+def test_a_flax_or_equinox_module_in_serial_is_told_to_use_the_adapter():
+    flax_nn = pytest.importorskip("flax.linen")
+    eqx = pytest.importorskip("equinox")
+
+    class MyLinen(flax_nn.Module):   # defined in the user's own module, as users do
+        @flax_nn.compact
+        def __call__(self, x):
+            return flax_nn.Dense(3)(x)
+
+    with pytest.raises(TypeError, match=r"Flax module; wrap it with jaxnets.interop.from_flax\(module\)"):
+        jn.serial(MyLinen())
+    with pytest.raises(TypeError, match="Equinox module; wrap it with jaxnets.interop.from_equinox"):
+        jn.serial(eqx.nn.Linear(2, 3, key=KEY))

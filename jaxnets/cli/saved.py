@@ -53,7 +53,10 @@ def read_run(args):
     except (ValueError, TypeError, KeyError) as err:
         args.parser.error(f"RUN {args.run}: cannot load a model from it ({err}); give a file written by "
                           "`jaxnets train --save` or jaxnets.checkpoint.save_model")
-    run = checkpoint.load_metadata(args.run).get(RUN_KEY) or {}
+    try:   # a fit checkpoint directory (or a file not written by the CLI) has no run record: the defaults apply
+        run = checkpoint.load_metadata(args.run).get(RUN_KEY) or {}
+    except (OSError, ValueError, KeyError):
+        run = {}
     return model, params, state, run
 
 

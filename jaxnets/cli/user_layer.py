@@ -24,8 +24,16 @@ def _import(module: str, target: str):
         spec = importlib.util.spec_from_file_location(name, path)
         mod = importlib.util.module_from_spec(spec)
         sys.path.insert(0, os.path.dirname(path))   # its own imports of neighbouring files work too
+        previous = sys.modules.get(name)
+        sys.modules[name] = mod   # as importlib's recipe does: dataclasses and pickling look the module up by name
         try:
             spec.loader.exec_module(mod)
+        except BaseException:
+            if previous is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = previous
+            raise
         finally:
             sys.path.remove(os.path.dirname(path))
         return mod

@@ -10,8 +10,9 @@ The rule, each time `accumulation_size` values have been averaged into v:
                                                  count ← 0, and `cooldown` judgements are skipped.
 
 `fit` (by default) judges the plateau once per epoch on its monitored value (val_loss with validation data), as
-Keras's ReduceLROnPlateau does: inside the epoch the steps only apply the current scale (`hold`), and after the
-epoch `take` keeps the plateau state of one update made with the monitored value. Any transformation whose state
+Keras's ReduceLROnPlateau does: inside the epoch the steps keep the plateau state (`hold`) and apply its scale as
+it stood (`rescale`), and after the epoch `take` keeps the plateau state of one update made with the monitored
+value. Any transformation whose state
 is a `ReduceLROnPlateauState` (this one or optax's) is handled so.
 """
 from __future__ import annotations
@@ -117,6 +118,10 @@ def hold(new: Any, old: Any) -> Any:
     return take(new, old)
 
 
-# What a step passes as `value` when the plateau is judged per epoch: an "improvement" can never reduce the scale,
-# and `hold` then discards the state it produced, so the step applies the scale exactly as it stood.
-NO_JUDGEMENT = -jnp.inf
+def rescale(updates: Any, new_state: Any, old_state: Any) -> Any:
+    """`updates` made with the plateau scales of `new_state`, rescaled to those of `old_state` (for a step that must
+    not judge the plateau: it gets the batch cost, which every other value-aware transformation needs, and this
+    undoes a reduction that cost may have triggered). Equal scales give the factor 1.0 exactly."""
+    new, old = scale_of(new_state), scale_of(old_state)
+    factor = jnp.where(new > 0, old / jnp.where(new > 0, new, 1.0), 1.0)
+    return jax.tree.map(lambda u: (u * factor).astype(u.dtype), updates)

@@ -189,31 +189,56 @@ class StepDriver:
                 carry = self._remainder(carry, index[full], hps, arrays, batches, active)
         else:
             batches = self._keys(keys, None)
-            pending, first = [], 0
+            chunk, first = _Chunk(), 0
             for i, batch in enumerate(data.epoch(epoch)):
-                if pending and _shapes(batch) != _shapes(pending[0]):
-                    carry = self._stream(carry, pending, first, hps, batches, active, reporter)
-                    pending, first = [], i
-                pending.append(batch)
-                if len(pending) == STREAM_CHUNK:
-                    carry = self._stream(carry, pending, first, hps, batches, active, reporter)
-                    pending, first = [], i + 1
-            if pending:
-                carry = self._stream(carry, pending, first, hps, batches, active, reporter)
+                if chunk.batches and _shapes(batch) != _shapes(chunk.batches[0]):
+                    carry = self._stream(carry, chunk, first, hps, batches, active, reporter)
+                    chunk, first = _Chunk(), i
+                chunk.add(batch)
+                if len(chunk.batches) == STREAM_CHUNK:
+                    carry = self._stream(carry, chunk, first, hps, batches, active, reporter)
+                    chunk, first = _Chunk(), i + 1
+            if chunk.batches:
+                carry = self._stream(carry, chunk, first, hps, batches, active, reporter)
         return carry.ts, self._metrics(carry._replace(ts=None))
 
-    def _stream(self, carry, pending: list, first: int, hps, batches, active, reporter):
-        """Train the streamed batches `pending` (indices first, first + 1, ...): a full chunk as one scanned program
+    def _stream(self, carry, chunk: "_Chunk", first: int, hps, batches, active, reporter):
+        """Train the streamed batches of `chunk` (indices first, first + 1, ...): a full chunk as one scanned program
         (moved to the device in one transfer), a shorter run batch by batch."""
+        pending = chunk.batches
         if len(pending) == STREAM_CHUNK:
-            stack = np.stack if all(isinstance(a, np.ndarray) for b in pending for a in b) else jnp.stack
-            data = jax.device_put((stack([b[0] for b in pending]), stack([b[1] for b in pending])), self._sharding)
+            data = jax.device_put(chunk.stacked(), self._sharding)
             carry = self._chunk(carry, _indices(first + 1)[first], hps, data, batches, active)
         else:
             for i, batch in prefetch(pending, self._sharding):
                 carry = self._streamed(carry, _indices(first + i + 1)[first + i], hps, batch, batches, active)
         reporter.step(first + len(pending))
         return carry
+
+
+class _Chunk:
+    """Streamed batches of one shape gathered for one scanned program. NumPy batches are copied as they arrive into
+    a fresh (STREAM_CHUNK, ...) buffer (so a stream that refills one array for every batch is read correctly, and
+    the chunk costs one host copy); device arrays, which cannot change, are kept and stacked on the device."""
+
+    def __init__(self):
+        self.batches: list = []
+        self._buffers = None
+
+    def add(self, batch) -> None:
+        if all(isinstance(a, np.ndarray) for a in batch):
+            if self._buffers is None:
+                self._buffers = tuple(np.empty((STREAM_CHUNK,) + a.shape, a.dtype) for a in batch)
+            k = len(self.batches)
+            for buffer, a in zip(self._buffers, batch):
+                buffer[k] = a
+            batch = tuple(buffer[k] for buffer in self._buffers)
+        self.batches.append(batch)
+
+    def stacked(self) -> tuple:
+        if self._buffers is not None and all(getattr(b[0], "base", None) is self._buffers[0] for b in self.batches):
+            return self._buffers
+        return tuple(jnp.stack([b[j] for b in self.batches]) for j in range(2))
 
 
 @memoised(maxsize=32)

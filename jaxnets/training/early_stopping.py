@@ -28,6 +28,7 @@ class StopReason(str, enum.Enum):
     CALLBACK = "callback"              # a callback returned True
     DIVERGED = "diverged"              # a step's cost, gradient or update was NaN/Inf
     DATA_EXHAUSTED = "data_exhausted"  # a stream of batches ran out
+    INTERRUPTED = "interrupted"        # an error or Ctrl-C stopped training (the result an error carries, err.result)
 
     def __str__(self) -> str:
         return self.value
@@ -35,7 +36,8 @@ class StopReason(str, enum.Enum):
     @property
     def stopped_early(self) -> bool:
         """Ended before `epochs` for a reason other than divergence."""
-        return self in (StopReason.EARLY_STOPPING, StopReason.CALLBACK, StopReason.DATA_EXHAUSTED)
+        return self in (StopReason.EARLY_STOPPING, StopReason.CALLBACK, StopReason.DATA_EXHAUSTED,
+                        StopReason.INTERRUPTED)
 
 MONITORS = ("val_loss", "val_accuracy", "train_loss", "train_accuracy")
 

@@ -177,9 +177,9 @@ def run(plan: Plan, resume_point=None) -> Outcome:
     judging = not config.plateau_per_step and plateau.has_plateau(plan.ts.opt_state)
     observing = bool(jax.eval_shape(progs.observe, plan.ts, plan.hps))
 
-    def outcome():
+    def outcome(unfinished=StopReason.COMPLETED):
         best_epochs = [t.best_epoch if plan.monitor else None for t in trackers]
-        return Outcome(ts, best, histories, [s or StopReason.COMPLETED for s in stop], diverged_at, best_epochs, epoch0,
+        return Outcome(ts, best, histories, [s or unfinished for s in stop], diverged_at, best_epochs, epoch0,
                        epoch_seconds, time.perf_counter() - t_start)
 
     try:
@@ -252,7 +252,7 @@ def run(plan: Plan, resume_point=None) -> Outcome:
     except (Diverged, CheckpointWriteError):
         raise   # these carry their result already
     except BaseException as err:  # a bad batch, the user's stream or callback, Ctrl-C: nothing trained is lost
-        attach_result(err, outcome(), f"training stopped in epoch {epoch}; err.result holds the state after epoch "
+        attach_result(err, outcome(StopReason.INTERRUPTED), f"training stopped in epoch {epoch}; err.result holds the state after epoch "
                                       f"{len(histories[0])} and the history of the {len(histories[0])} finished "
                                       "epochs")
         raise
@@ -273,11 +273,12 @@ def _measure(plan: Plan, ts) -> dict:
 
 
 def _monitored(histories, epoch: int, monitor: str, lanes):
-    """The monitored value of this epoch per lane, for the plateau, which minimises: an accuracy is negated; a lane
+    """The monitored value of this epoch per lane, for the plateau, which minimises a non-negative value: an accuracy
+    becomes the error rate 1 − accuracy (its relative tolerance then means what it means for a loss); a lane
     without a row (it stopped) gets +inf."""
     values = np.array([h.rows[-1].get(monitor) if len(h) and h.rows[-1]["epoch"] == epoch else None
                        for h in histories], dtype=float)
-    values = -values if monitor.endswith("accuracy") else values
+    values = 1.0 - values if monitor.endswith("accuracy") else values
     values = np.where(np.isfinite(values), values, np.inf).astype(np.float32)
     return values if lanes else values[0]
 

@@ -41,9 +41,9 @@ class FitResult(NamedTuple):
     """params/state: the final ones, or those of `best_epoch` when early stopping restored them;
     opt_state: the last optimizer state; history: a `History`; best_epoch: 1-based epoch with the best
     monitored value (early stopping's monitor, else val_loss; None without validation data);
-    stop_reason: "completed" | "early_stopping" | "callback" | "diverged" | "data_exhausted" (a stream of
-    batches ran out; a warning says so); train_state: the final TrainState
-    (params not restored); resumed_from: the epoch the run continued from (0 for a fresh start).
+    stop_reason: a `StopReason` (a str): "completed" | "early_stopping" | "callback" | "diverged" |
+    "data_exhausted" (a stream of batches ran out; a warning says so) | "interrupted" (the result an error
+    carries); train_state: the final TrainState (params not restored); resumed_from: the epoch the run continued from (0 for a fresh start).
     stopped_early, diverged and epochs_run follow from these."""
 
     params: Any

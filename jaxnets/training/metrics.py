@@ -2,6 +2,7 @@
 
     fit(..., metrics={"mae": lambda out, y: jnp.mean(jnp.abs(out - y))}, val_data=(xv, yv))
     fit(..., metrics=["mean_absolute_error", "huber"])       # any loss's name or alias: its value is the metric
+    fit(..., metrics={"kl": losses.kl_divergence})           # or a Loss
     history["train_mae"], history["val_mae"]
 
 A metric is `fn(outputs, targets) -> scalar`, the mean over the batch (as a loss value is); outputs (m, k) as the
@@ -53,7 +54,12 @@ def check_metrics(metrics: Any) -> tuple:
         if name == "accuracy" and fn == "accuracy":
             continue   # recorded for classification targets already
         if isinstance(fn, str):
-            fn = losses.get(fn).value
+            try:
+                fn = losses.get(fn).value
+            except ValueError as err:
+                raise ValueError(f"metrics[{name!r}]: {err}") from None
+        elif isinstance(fn, losses.Loss):
+            fn = fn.value
         if not callable(fn):
             raise TypeError(f"metrics[{name!r}] must be a function fn(outputs, targets) -> scalar batch mean, got "
                             f"{type(fn).__name__}")

@@ -61,6 +61,7 @@ def plot_history(history, path=None, *, title: str | None = None, best_epoch: in
     fig.suptitle(title or "learning curves")
     fig.tight_layout()
     if path is None:
+        plt.close(fig)   # not kept by pyplot: Jupyter shows the returned Figure once (not also as an open figure)
         return fig
     path = os.fspath(path)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)

@@ -32,9 +32,14 @@ def format_row(row: dict) -> str:
 
 def in_notebook() -> bool:
     """True inside a Jupyter kernel (where stderr is not a terminal but `tqdm.auto` draws a widget)."""
-    shell = sys.modules.get("IPython")
+    ipython = sys.modules.get("IPython")
     try:
-        return shell is not None and type(shell.get_ipython()).__name__ == "ZMQInteractiveShell"
+        shell = ipython.get_ipython() if ipython is not None else None
+        if shell is None:
+            return False
+        # Jupyter's kernel shell, or a subclass of it (Colab's); a kernel app in the config also counts
+        return any(c.__name__ == "ZMQInteractiveShell" for c in type(shell).__mro__) or \
+            "IPKernelApp" in getattr(shell, "config", {})
     except Exception:   # noqa: BLE001 — an IPython without a running shell
         return False
 

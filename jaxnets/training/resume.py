@@ -80,13 +80,17 @@ def data_digest(x, y) -> dict:
 def optimizer_probe(optimizer, params) -> list:
     """Σ|u| per leaf of the first two updates `optimizer` makes to the probe gradient g = 10⁻³ (from its initial
     state, at `params`): differs when the learning rate, momentum or other hyper-parameters differ."""
+    from jaxnets.training.step import takes_value
+
+    extra = {"value": jnp.zeros((), jnp.float32)} if takes_value(optimizer) else {}   # reduce_on_plateau needs it
+
     @jax.jit
     def probe(p):
         g = jax.tree_util.tree_map(lambda a: jnp.full_like(a, 1e-3), p)
         state = optimizer.init(p)
         out = []
         for _ in range(2):
-            u, state = optimizer.update(g, state, p)
+            u, state = optimizer.update(g, state, p, **extra)
             out.append([jnp.sum(jnp.abs(leaf)).astype(jnp.float32) for leaf in jax.tree_util.tree_leaves(u)])
         return out
 

@@ -119,12 +119,11 @@ def train_step(build: Builder, loss, config: TrainConfig, check_data: bool = Fal
         usable = data_ok(xb, yb, outputs.shape[-1]) if check_data else jnp.bool_(True)
         extra = {"value": value} if takes_value(spec.optimizer) else {}
         held = not config.plateau_per_step and plateau.has_plateau(ts.opt_state)
-        if held:   # the engine judges the plateau once per epoch; this step only applies the current scale
-            extra["value"] = jnp.asarray(plateau.NO_JUDGEMENT, jnp.result_type(value))
 
         def attempt(ts):
             updates, opt_state = spec.optimizer.update(grads, ts.opt_state, ts.params, **extra)
-            if held:
+            if held:   # the engine judges the plateau once per epoch: this step keeps its state and applies its scale
+                updates = plateau.rescale(updates, opt_state, ts.opt_state)
                 opt_state = plateau.hold(opt_state, ts.opt_state)
             new = TrainState(_apply_updates(ts.params, updates), _cast_like(new_state, ts.state),
                              _cast_like(opt_state, ts.opt_state), ts.step + 1)

@@ -4,6 +4,11 @@ whatever the optimizer (its gradient never reaches the optimizer, which keeps no
     fit(model, loss, "adam", data, ..., trainable=(False, True, True))           # a prefix: layer 0 frozen
     fit(..., trainable=lambda path, leaf: "w" in jax.tree_util.keystr(path))    # a predicate on leaf paths
 
+Only params are frozen: a layer's state still follows training mode — a BatchNorm whose scale and shift are frozen
+keeps normalising with batch statistics and updating its running mean and variance (Keras's `trainable=False` also
+switches such a layer to inference mode). To keep those statistics too, pass the state back in after training or
+train that part with a model built without it.
+
 mask: a pytree of Python bools with the params' structure or a prefix of it (True = trained), or a predicate
 `fn(path, leaf) -> bool` on JAX key paths (as `losses.l2(mask=...)` takes). Also `warn_raw_gradients`: the warning
 for an optimizer that would move some leaves *uphill* (`optim.masked`/`optax.masked` pass a masked-out leaf's raw
