@@ -17,6 +17,7 @@ notebook cell. `value_key(obj)` is a hashable description of what the object com
   (so `adam(1e-3)` and `adam(1e-4)` differ, `adam(1e-3)` twice does not), and the identity of every global name
   its code reads (a global patched in a test gives another key); `functools.partial` and bound methods likewise;
 - a JAX array of at most `ARRAY_LIMIT` elements: its shape, dtype and bytes (larger ones and tracers: identity);
+- a pytree structure (`PyTreeDef`): its text and its (structural) hash;
 - any other hashable object: itself (its own `__eq__`, usually identity);
 - mutable containers (lists, dicts, sets, NumPy arrays) cannot be keyed: their content may change after the
   program was traced, so a call holding one is built afresh, not memoised (`Unkeyable`).
@@ -104,6 +105,8 @@ class _Digest:
             if obj.size > ARRAY_LIMIT:
                 return (_id(obj),)
             return (repr(obj.shape).encode(), str(obj.dtype).encode(), np.asarray(obj).tobytes())
+        if isinstance(obj, jax.tree_util.PyTreeDef):   # a tree's structure: equal structures, equal keys
+            return (str(obj).encode(), (hash(obj) & (2**64 - 1)).to_bytes(8, "little"))
         if dataclasses.is_dataclass(obj) and obj.__dataclass_params__.frozen:
             return tuple(self.of(getattr(obj, f.name)) for f in dataclasses.fields(obj))
         if isinstance(obj, (list, dict, set, bytearray, np.ndarray)):

@@ -126,3 +126,15 @@ def test_memoised_results_equal_freshly_compiled_ones():
 def test_a_partial_keys_on_its_function_and_arguments():
     assert value_key(functools.partial(optim.sgd, 0.1)) == value_key(functools.partial(optim.sgd, 0.1))
     assert value_key(functools.partial(optim.sgd, 0.1)) != value_key(functools.partial(optim.sgd, 0.2))
+
+
+def test_tree_structures_are_keyed_by_structure():
+    import jax
+
+    from jaxnets.memo import value_key
+
+    a = {"w": np.zeros(2), "b": (np.zeros(1), None)}
+    same = {"w": np.ones(3), "b": (np.ones(1), None)}
+    assert value_key(jax.tree.structure(a)) == value_key(jax.tree.structure(same))
+    assert value_key(jax.tree.structure(a)) != value_key(jax.tree.structure({"w": 0, "b": (0, 0)}))
+    assert value_key(jax.tree.structure(a)) != value_key(jax.tree.structure({"v": 0, "b": (0, None)}))

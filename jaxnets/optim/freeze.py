@@ -15,6 +15,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from jaxnets.memo import memoised
 from jaxnets.optim.base import GradientTransformation, chain, init_empty_state, masked
 
 
@@ -51,15 +52,22 @@ def selective_transform(optimizer: GradientTransformation, *, freeze_mask: Any) 
     return chain(masked(optimizer, trained), freeze(freeze_mask))
 
 
-def raw_gradient_leaves(optimizer: GradientTransformation, params: Any, opt_state: Any = None) -> list[str]:
+def raw_gradient_leaves(optimizer: GradientTransformation, params: Any) -> list[str]:
     """The paths of the leaves whose update *is* their gradient (the same array, untouched), found by tracing
     `optimizer.update` once: such a leaf would be moved uphill by `apply_updates` (the `masked` trap). Returns []
-    when the optimizer cannot be traced on its own (an optimizer needing extra arguments is not checked)."""
-    shapes = jax.tree.map(lambda p: jax.ShapeDtypeStruct(jnp.shape(p), jnp.result_type(p)), params)
+    when the optimizer cannot be traced on its own (an optimizer needing extra arguments is not checked). Memoised
+    on the optimizer's value and the params' shapes, so a repeated `fit` traces nothing."""
+    leaves, treedef = jax.tree.flatten(params)
+    return list(_raw_gradient_leaves(optimizer, treedef,
+                                     tuple((tuple(jnp.shape(p)), jnp.result_type(p).name) for p in leaves)))
+
+
+@memoised(maxsize=32)
+def _raw_gradient_leaves(optimizer, treedef, specs: tuple) -> tuple:
+    shapes = treedef.unflatten([jax.ShapeDtypeStruct(shape, dtype) for shape, dtype in specs])
 
     def updates_of(grads, p, **extra):
-        state = optimizer.init(p) if opt_state is None else opt_state
-        return optimizer.update(grads, state, p, **extra)[0]
+        return optimizer.update(grads, optimizer.init(p), p, **extra)[0]
 
     closed = None
     for extra in ({}, {"value": jnp.zeros(())}):   # a value-aware transformation (reduce_on_plateau) needs `value`
@@ -68,13 +76,8 @@ def raw_gradient_leaves(optimizer: GradientTransformation, params: Any, opt_stat
             break
         except Exception:   # noqa: BLE001 — a user optimizer with other needs: this check is advisory only
             continue
-    if closed is None:
-        return []
-    jaxpr = closed.jaxpr
-    n_leaves = len(jax.tree.leaves(shapes))
-    grad_vars = jaxpr.invars[:n_leaves]
+    if closed is None or len(closed.jaxpr.outvars) != len(specs):
+        return ()
+    grad_vars = closed.jaxpr.invars[:len(specs)]
     paths = [jax.tree_util.keystr(path) for path, _ in jax.tree_util.tree_flatten_with_path(shapes)[0]]
-    out = jaxpr.outvars
-    if len(out) != n_leaves:
-        return []
-    return [paths[i] for i, v in enumerate(out) if v is grad_vars[i]]
+    return tuple(paths[i] for i, v in enumerate(closed.jaxpr.outvars) if v is grad_vars[i])
