@@ -2,7 +2,7 @@
 `driver.train(...)` without knowing which).
 
     driver = drivers.make(build, loss, config, n=60000, lanes=None)     # memoised: equal configurations share it
-    ts, metrics = driver.train(ts, hps, data, keys, active, reporter, epoch)
+    ts, metrics = driver.train(ts, hps, data.epoch(e), keys, active)      # the arrays, or epoch e's batches
 
 `ScanDriver`: the whole epoch as one compiled `lax.scan` (`jaxnets.training.epoch.make_lane_epoch`), train state
 donated. `StepDriver`: the same mini-batch body, jitted with the epoch's carry donated, called once per mini-batch
@@ -26,7 +26,9 @@ from jax import lax
 from jaxnets.memo import memoised
 from jaxnets.training.config import Builder, TrainConfig
 from jaxnets.training.epoch import Carry, EpochKeys, epoch_keys, epoch_layout, finish, metrics, start
-from jaxnets.training.step import train_step
+from jaxnets.core import Ctx
+from jaxnets.training.step import constrain, gradient, guarded_update
+from jaxnets.training.progress import step_done
 from jaxnets.training.streaming import ArrayData, prefetch
 
 __all__ = ["ScanDriver", "StepDriver", "make", "make_body", "make_lane_epoch"]
@@ -60,7 +62,6 @@ def make_body(build: Builder, loss, config: TrainConfig, *, size: int | None = N
     `check_data` (streamed batches, which were not checked before training) the step also refuses a batch with
     labels out of range or NaN/Inf values; the first such batch is recorded and no later step is applied.
     `scanned`: the body of `lax.scan` over i (returns (carry, None), and reports progress when configured)."""
-    step = train_step(build, loss, config, check_data)
     tick = None
     if scanned and config.progress_every:
         from jaxnets.training.progress import scan_tick
@@ -75,7 +76,12 @@ def make_body(build: Builder, loss, config: TrainConfig, *, size: int | None = N
         if config.augment is not None:
             xb = config.augment(jax.random.fold_in(keys.aug_base, i), xb)
         running = active & ~carry.bad & (carry.first_bad_batch < 0)
-        ts, m = step(carry.ts, hp, xb, yb, jax.random.fold_in(keys.step_base, i), running)
+        # the step (`jaxnets.training.step`): the gradient source called from here, then the guarded update
+        spec, ts = build(hp), carry.ts
+        xb, yb = constrain(xb, yb, config)
+        result = gradient(spec, loss, config)(ts.params, (ts.state, None), xb, yb,
+                                              Ctx(True, jax.random.fold_in(keys.step_base, i)))
+        ts, m = guarded_update(spec, loss, config, ts, result, xb, yb, running, check_data)
         refused = running & ~m["data_ok"]
         diverged = running & m["data_ok"] & ~m["finite"]
         applied = running & m["finite"] & m["data_ok"]
@@ -95,10 +101,12 @@ def make_body(build: Builder, loss, config: TrainConfig, *, size: int | None = N
 
 
 def make_lane_epoch(build: Builder, loss, config: TrainConfig):
-    """The scanned epoch: `epoch(ts, hp, x, y, key, active) -> (ts, metrics)`, one lane (vmap it for several)."""
+    """The scanned epoch: `epoch(ts, hp, data, key, active) -> (ts, metrics)`, data an `ArrayData` (x, y) of device
+    arrays; one lane (vmap it for several)."""
     full_body = make_body(build, loss, config, size=config.batch_size, scanned=True)
 
-    def epoch(ts, hp, x, y, key, active):
+    def epoch(ts, hp, data: ArrayData, key, active):
+        x, y = data
         n = x.shape[0]
         if y.shape[0] != n:
             raise ValueError(f"epoch: x has {n} examples but y has {y.shape[0]}; pass matching arrays")
@@ -119,16 +127,13 @@ def make_lane_epoch(build: Builder, loss, config: TrainConfig):
 
 
 class ScanDriver:
-    """The epoch as one compiled `lax.scan` over (device) arrays."""
+    """The epoch as one compiled `lax.scan` over (device) arrays: `train(ts, hps, data, keys, active) -> (ts,
+    device metrics)` is the jitted epoch itself (progress is reported from inside the scan)."""
 
     def __init__(self, build: Builder, loss, config: TrainConfig, lanes: bool):
         one = make_lane_epoch(build, loss, config)
-        fn = jax.vmap(one, in_axes=(0, 0, None, None, 0, 0)) if lanes else one
-        self._epoch = jax.jit(fn, donate_argnums=(0,) if config.donate else ())
-
-    def train(self, ts, hps, data: ArrayData, keys, active, reporter=None, epoch: Optional[int] = None):
-        """(train state, device metrics) after one epoch of every lane (the reporter is fed from inside the scan)."""
-        return self._epoch(ts, hps, data.x, data.y, keys, active)
+        fn = jax.vmap(one, in_axes=(0, 0, None, 0, 0)) if lanes else one
+        self.train = jax.jit(fn, donate_argnums=(0,) if config.donate else ())
 
 
 class StepDriver:
@@ -174,8 +179,9 @@ class StepDriver:
 
             self._sharding = replicated(config.mesh)
 
-    def train(self, ts, hps, data, keys, active, reporter, epoch: int):
-        """(train state, device metrics) after one epoch of every lane; `reporter.step(i)` after each step."""
+    def train(self, ts, hps, data, keys, active):
+        """(train state, device metrics) after one epoch of every lane: data is the `ArrayData`, or an iterable of
+        the epoch's (xb, yb) batches; the running fit's progress reporter hears of each step."""
         carry = start(ts, ts.step.shape[0] if self.lanes else None)
         if isinstance(data, ArrayData):
             batches = self._keys(keys, data.n)
@@ -184,25 +190,25 @@ class StepDriver:
             arrays = (data.x, data.y)
             for i in range(full):
                 carry = self._full(carry, index[i], hps, arrays, batches, active)
-                reporter.step(i + 1)
+                step_done(i + 1)
             if rem:
                 carry = self._remainder(carry, index[full], hps, arrays, batches, active)
         else:
             batches = self._keys(keys, None)
             chunk, first = _Chunk(), 0
-            for i, batch in enumerate(data.epoch(epoch)):
+            for i, batch in enumerate(data):
                 if chunk.batches and _shapes(batch) != _shapes(chunk.batches[0]):
-                    carry = self._stream(carry, chunk, first, hps, batches, active, reporter)
+                    carry = self._stream(carry, chunk, first, hps, batches, active)
                     chunk, first = _Chunk(), i
                 chunk.add(batch)
                 if len(chunk.batches) == STREAM_CHUNK:
-                    carry = self._stream(carry, chunk, first, hps, batches, active, reporter)
+                    carry = self._stream(carry, chunk, first, hps, batches, active)
                     chunk, first = _Chunk(), i + 1
             if chunk.batches:
-                carry = self._stream(carry, chunk, first, hps, batches, active, reporter)
+                carry = self._stream(carry, chunk, first, hps, batches, active)
         return carry.ts, self._metrics(carry._replace(ts=None))
 
-    def _stream(self, carry, chunk: "_Chunk", first: int, hps, batches, active, reporter):
+    def _stream(self, carry, chunk: "_Chunk", first: int, hps, batches, active):
         """Train the streamed batches of `chunk` (indices first, first + 1, ...): a full chunk as one scanned program
         (moved to the device in one transfer), a shorter run batch by batch."""
         pending = chunk.batches
@@ -212,7 +218,7 @@ class StepDriver:
         else:
             for i, batch in prefetch(pending, self._sharding):
                 carry = self._streamed(carry, _indices(first + i + 1)[first + i], hps, batch, batches, active)
-        reporter.step(first + len(pending))
+        step_done(first + len(pending))
         return carry
 
 

@@ -192,8 +192,8 @@ def run(plan: Plan, resume_point=None) -> Outcome:
             active_arg = jnp.asarray(active if lanes else active[0])
             # the epoch trains (and donates) a copy: `ts` stays the state of the last epoch in the histories, valid
             # for what a callback kept and for the result an error carries
-            trained, m = progs.driver.train(_copy(ts, plan.sharding), plan.hps, plan.data,
-                                            _epoch_keys(keys, epoch, lanes), active_arg, reporter, epoch)
+            trained, m = progs.driver.train(_copy(ts, plan.sharding), plan.hps, plan.data.epoch(epoch),
+                                            _epoch_keys(keys, epoch, lanes), active_arg)
             vm = None
             if plan.val is not None:
                 vm = progs.evaluate(trained.params, trained.state, plan.hps, plan.val[0], plan.val[1])

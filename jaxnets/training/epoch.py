@@ -112,6 +112,7 @@ def make_epoch(model, loss, optimizer, *, batch_size: int, gradients: str = "man
     config = TrainConfig(batch_size=batch_size, gradients=gradients, drop_last=drop_last, shuffle=shuffle,
                          augment=augment, mesh=mesh, policy=policy)
     from jaxnets.training.drivers import make_lane_epoch
+    from jaxnets.training.streaming import ArrayData
 
     epoch = make_lane_epoch(Builder(model, optimizer, penalty), loss, config)
-    return lambda ts, x, y, key: epoch(ts, {}, x, y, key, jnp.bool_(True))
+    return lambda ts, x, y, key: epoch(ts, {}, ArrayData(x, y), key, jnp.bool_(True))

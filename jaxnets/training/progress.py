@@ -49,9 +49,14 @@ def shows_bar(progress: bool, stream=None) -> bool:
     return bool(progress) and (getattr(stream, "isatty", lambda: False)() or (stream is sys.stderr and in_notebook()))
 
 
-def _on_step(i):
+def step_done(done: int) -> None:
+    """`done` steps of the current epoch have finished (the step driver's host loop says so after each step)."""
     if _CURRENT:
-        _CURRENT[-1].step(int(np.max(np.asarray(i))) + 1)
+        _CURRENT[-1].step(done)
+
+
+def _on_step(i):
+    step_done(int(np.max(np.asarray(i))) + 1)
 
 
 def scan_tick(every: int):

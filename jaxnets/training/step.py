@@ -97,49 +97,71 @@ def data_ok(xb, yb, n_out: int) -> jax.Array:
     return ok & all_finite(yb)
 
 
+def gradient_source(config: TrainConfig):
+    """The gradient-source constructor of `config` (`jaxnets.gradients.manual` or `.autodiff`): the config holds
+    the function itself; a name (from an older caller) is looked up here, once per program build."""
+    source = config.gradients
+    return source if callable(source) else jaxnets.gradients.get(source)
+
+
+def gradient(spec, loss, config: TrainConfig):
+    """`grad_fn(params, (state, None), xb, yb, ctx) -> ((cost, (new_state, outputs)), grads)` of `spec.model`."""
+    return gradient_source(config)(_with_outputs(spec.model), loss, spec.penalty, policy=config.policy)
+
+
+def constrain(xb, yb, config: TrainConfig):
+    """The batch laid out over the config's mesh (data parallel), or unchanged without one."""
+    if config.mesh is None:
+        return xb, yb
+    from jaxnets.parallel import batch_sharding
+
+    sharding = batch_sharding(config.mesh)
+    return jax.lax.with_sharding_constraint(xb, sharding), jax.lax.with_sharding_constraint(yb, sharding)
+
+
+def guarded_update(spec, loss, config: TrainConfig, ts: TrainState, result, xb, yb, active, check_data: bool = False):
+    """The second half of a step: `result = ((cost, (new_state, outputs)), grads)` from `gradient`, applied with
+    the divergence guard (module docstring) where `active` (a traced bool). Returns (ts, metrics); with
+    `check_data` (streamed batches) the update also needs `data_ok` of the batch, and metrics["data_ok"] says
+    whether it held."""
+    (value, (new_state, outputs)), grads = result
+    finite = jnp.isfinite(value) & all_finite(grads)
+    usable = data_ok(xb, yb, outputs.shape[-1]) if check_data else jnp.bool_(True)
+    extra = {"value": value} if takes_value(spec.optimizer) else {}
+    held = not config.plateau_per_step and plateau.has_plateau(ts.opt_state)
+
+    def attempt(ts):
+        updates, opt_state = spec.optimizer.update(grads, ts.opt_state, ts.params, **extra)
+        if held:   # the engine judges the plateau once per epoch: this step keeps its state and applies its scale
+            updates = plateau.rescale(updates, opt_state, ts.opt_state)
+            opt_state = plateau.hold(opt_state, ts.opt_state)
+        new = TrainState(_apply_updates(ts.params, updates), _cast_like(new_state, ts.state),
+                         _cast_like(opt_state, ts.opt_state), ts.step + 1)
+        good = all_finite((new.params, new.state, plateau.strip(new.opt_state)))
+        return jax.lax.cond(good, lambda: new, lambda: ts), good
+
+    # A skipped step leaves everything as it was. `lax.cond` runs only the taken branch; under `vmap` it
+    # becomes a per-lane select.
+    new_ts, applied = jax.lax.cond(finite & usable & active, attempt, lambda ts: (ts, jnp.bool_(False)), ts)
+    metrics = {
+        "loss": loss.value(outputs.astype(jnp.promote_types(outputs.dtype, jnp.float32)), yb).astype(jnp.float32),
+        "correct": count_correct(outputs, yb, loss),
+        "finite": finite & (applied | ~active | ~usable),
+        "data_ok": usable,
+    }
+    return new_ts, metrics
+
+
 def train_step(build: Builder, loss, config: TrainConfig, check_data: bool = False):
-    """The step of the training engine: `step(ts, hp, xb, yb, key, active) -> (ts, metrics)`, where `build(hp)`
-    gives the model, optimizer and penalty (hp: the lane's hyper-parameters, {} for a single fit) and the update
-    is applied only where `active` (a traced bool) and everything is finite. With `check_data` (streamed
-    batches) the update also needs `data_ok` of the batch; metrics["data_ok"] says whether it held."""
-    if config.mesh is not None:
-        from jaxnets.parallel import batch_sharding
-
-        sharding = batch_sharding(config.mesh)
-
+    """A step as one function: `step(ts, hp, xb, yb, key, active) -> (ts, metrics)`, where `build(hp)` gives the
+    model, optimizer and penalty (hp: the lane's hyper-parameters, {} for a single fit): the gradient, then
+    `guarded_update`. (The engine's mini-batch body, `drivers.make_body`, makes the same two calls itself, so
+    that no frame stands between an epoch and the gradient source.)"""
     def step(ts: TrainState, hp, xb, yb, key, active):
         spec = build(hp)
-        grad_fn = jaxnets.gradients.get(config.gradients)(_with_outputs(spec.model), loss, spec.penalty,
-                                                          policy=config.policy)
-        if config.mesh is not None:
-            xb = jax.lax.with_sharding_constraint(xb, sharding)
-            yb = jax.lax.with_sharding_constraint(yb, sharding)
-        (value, (new_state, outputs)), grads = grad_fn(ts.params, (ts.state, None), xb, yb, Ctx(True, key))
-        finite = jnp.isfinite(value) & all_finite(grads)
-        usable = data_ok(xb, yb, outputs.shape[-1]) if check_data else jnp.bool_(True)
-        extra = {"value": value} if takes_value(spec.optimizer) else {}
-        held = not config.plateau_per_step and plateau.has_plateau(ts.opt_state)
-
-        def attempt(ts):
-            updates, opt_state = spec.optimizer.update(grads, ts.opt_state, ts.params, **extra)
-            if held:   # the engine judges the plateau once per epoch: this step keeps its state and applies its scale
-                updates = plateau.rescale(updates, opt_state, ts.opt_state)
-                opt_state = plateau.hold(opt_state, ts.opt_state)
-            new = TrainState(_apply_updates(ts.params, updates), _cast_like(new_state, ts.state),
-                             _cast_like(opt_state, ts.opt_state), ts.step + 1)
-            good = all_finite((new.params, new.state, plateau.strip(new.opt_state)))
-            return jax.lax.cond(good, lambda: new, lambda: ts), good
-
-        # A skipped step leaves everything as it was. `lax.cond` runs only the taken branch; under `vmap` it
-        # becomes a per-lane select.
-        new_ts, applied = jax.lax.cond(finite & usable & active, attempt, lambda ts: (ts, jnp.bool_(False)), ts)
-        metrics = {
-            "loss": loss.value(outputs.astype(jnp.promote_types(outputs.dtype, jnp.float32)), yb).astype(jnp.float32),
-            "correct": count_correct(outputs, yb, loss),
-            "finite": finite & (applied | ~active | ~usable),
-            "data_ok": usable,
-        }
-        return new_ts, metrics
+        xb, yb = constrain(xb, yb, config)
+        result = gradient(spec, loss, config)(ts.params, (ts.state, None), xb, yb, Ctx(True, key))
+        return guarded_update(spec, loss, config, ts, result, xb, yb, active, check_data)
 
     return step
 

@@ -28,12 +28,18 @@ import numpy as np
 
 
 class ArrayData(NamedTuple):
+    """(x, y) training arrays on the device: every epoch is one pass over them (`epoch(e)` is the data itself, as
+    `Stream.epoch(e)` is the batches of epoch e)."""
+
     x: Any
     y: Any
 
     @property
     def n(self) -> int:
         return int(self.x.shape[0])
+
+    def epoch(self, number: int = 1) -> "ArrayData":
+        return self
 
 
 def _is_array(a) -> bool:
