@@ -22,11 +22,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxnets.training import lanes, loops, validate
+from jaxnets.training import engine, lanes, loops, validate
 from jaxnets.training.early_stopping import StopReason
-from jaxnets.training.config import Builder, TrainConfig
-from jaxnets.training.evaluation import DEFAULT_CHUNK, check_chunk, predictor
-from jaxnets.training.fit import FitResult, fit_result, policy_of
+from jaxnets.training.evaluation import DEFAULT_CHUNK, predictor
+from jaxnets.training.fit import FitResult, fit_result
+from jaxnets.training.run import check_run
 
 
 class EnsembleResult(NamedTuple):
@@ -45,7 +45,7 @@ class EnsembleResult(NamedTuple):
     train_state: Any
     epoch_seconds: list
     seconds: float
-    outcome: Any = None       # the engine's LanesOutcome, for member(k)
+    outcome: Any = None       # the engine's Outcome of every member, for member(k)
     keep_best: bool = False   # whether member(k) restores its best epoch
 
     @property
@@ -86,46 +86,29 @@ def fit_ensemble(model, loss, optimizer, train_data, *, epochs: int, batch_size:
     gradient or update becomes NaN/Inf stops with its last finite params (stop reason "diverged", a warning);
     the others go on. Returns an `EnsembleResult`.
     """
-    validate.check_model(model, "fit_ensemble")
-    loss = validate.check_loss(loss, "fit_ensemble(model, loss, optimizer, train_data)")
-    optimizer = validate.check_optimizer(optimizer, "fit_ensemble")
-    validate.check_gradients(gradients)
-    penalty = validate.check_penalty(penalty, "fit_ensemble")
-    epochs = validate.positive_int(epochs, "epochs")
-    batch_size = validate.positive_int(batch_size, "batch_size")
-    keys = lanes.check_keys(keys)
-    check_chunk(eval_batch_size, "eval_batch_size")
-    validate.check_callable(augment, "augment", "fn(key, xb) -> xb")
-    build = Builder(model, optimizer, penalty)
-    x, y, val, classification, shape = lanes.check_data(build, {}, keys[0], loss, train_data, val_data, batch_size)
-    monitor, rule = lanes.resolve_stopping(early_stopping, val is not None, classification)
-    params, state = jax.eval_shape(lambda k: model.init(k, shape)[1:], keys[0])
-    config = TrainConfig(batch_size=batch_size, gradients=gradients, drop_last=drop_last, shuffle=shuffle,
-                         augment=augment, loop=loops.resolve(loop, model, params, state, shape, x.dtype),
-                         policy=policy_of(compute_dtype, loss_scale), eval_batch_size=eval_batch_size,
-                         plateau_per_step=False)
-    keep_best = early_stopping is not None and early_stopping.restore_best
-    tracked = early_stopping is not None or val is not None
+    run = check_run("fit_ensemble", model, loss, optimizer, train_data, epochs=epochs, batch_size=batch_size,
+                    keys=keys, val_data=val_data, gradients=gradients, penalty=penalty, early_stopping=early_stopping,
+                    loop=loop, drop_last=drop_last, shuffle=shuffle, augment=augment, compute_dtype=compute_dtype,
+                    loss_scale=loss_scale, eval_batch_size=eval_batch_size)
     try:
-        out = lanes.train_lanes(build, loss, config, x, y, val, {}, keys, epochs=epochs, classification=classification,
-                                input_shape=shape, rule=rule, monitor=monitor, keep_best=keep_best,
-                                chunk_size=chunk_size, progress=progress, verbose=verbose, desc="ensemble")
+        out = lanes.train_lanes(run, {}, run.keys, chunk_size=chunk_size, progress=progress, verbose=verbose,
+                                desc="ensemble")
     except BaseException as err:   # an error after training started carries the members trained so far
-        if isinstance(getattr(err, "result", None), lanes.LanesOutcome):
-            err.result = _ensemble_result(err.result, keep_best, tracked)
+        if isinstance(getattr(err, "result", None), engine.Outcome):
+            err.result = _ensemble_result(err.result, run.keep_best)
         raise
     diverged = [r == StopReason.DIVERGED for r in out.stop_reasons]
     if any(diverged):
         warnings.warn(f"fit_ensemble: member(s) {[k for k, d in enumerate(diverged) if d]} diverged (NaN/Inf cost, "
                       "gradient or update) and kept their last finite params; lower the learning rate or clip "
                       "gradients", RuntimeWarning, stacklevel=2)
-    return _ensemble_result(out, keep_best, tracked)
+    return _ensemble_result(out, run.keep_best)
 
 
-def _ensemble_result(out, keep_best: bool, tracked: bool) -> EnsembleResult:
-    """The EnsembleResult of a LanesOutcome: each member's best epoch restored where early stopping asks for it."""
+def _ensemble_result(out: engine.Outcome, keep_best: bool) -> EnsembleResult:
+    """The EnsembleResult of the members' engine Outcome: each member's best epoch restored where early stopping
+    asks for it (a run without validation data or early stopping has no best epochs)."""
     diverged = [r == StopReason.DIVERGED for r in out.stop_reasons]
-    out = out._replace(best_epochs=[b if tracked else None for b in out.best_epochs])
     params, state = out.ts.params, out.ts.state
     if keep_best and out.best is not None:  # each member's best epoch, except those that never improved or diverged
         restored = np.array([b is not None and not d for b, d in zip(out.best_epochs, diverged)])

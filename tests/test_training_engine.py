@@ -238,7 +238,7 @@ def test_progress_advances_within_slow_epochs(monkeypatch):
     monkeypatch.setattr(progress, "_on_step", lambda i: seen.append(int(i)))
     monkeypatch.setattr(progress, "shows_bar", lambda *a, **k: True)
     import importlib
-    monkeypatch.setattr(importlib.import_module("jaxnets.training.fit"), "shows_bar", lambda *a, **k: True)
+    monkeypatch.setattr(importlib.import_module("jaxnets.training.run"), "shows_bar", lambda *a, **k: True)
     _fit(epochs=1, batch_size=4, loop="scan", train=blobs(40))   # 10 steps; about 50 ticks per epoch: every step
     jax.effects_barrier()
     assert seen == list(range(10))

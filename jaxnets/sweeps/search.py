@@ -34,11 +34,11 @@ import numpy as np
 
 from jaxnets.sweeps.space import grid_configs, group_by_structure, numeric_arrays, sample_configs, split_axes
 from jaxnets.sweeps.results import SweepResult
-from jaxnets.training import lanes, loops, validate
+from jaxnets.training import lanes
+from jaxnets.training.config import Builder
 from jaxnets.training.early_stopping import StopReason
-from jaxnets.training.config import Builder, TrainConfig
-from jaxnets.training.evaluation import DEFAULT_CHUNK, check_chunk
-from jaxnets.training.fit import policy_of
+from jaxnets.training.evaluation import DEFAULT_CHUNK
+from jaxnets.training.run import check_run
 
 
 def _lane_keys(key, configs):
@@ -55,42 +55,29 @@ def run_configs(configs, model, loss, optimizer, train_data, *, epochs, batch_si
                 progress=True, verbose=False, drop_last=False, augment=None, eval_batch_size=DEFAULT_CHUNK,
                 loop="auto", compute_dtype=None, desc="sweep") -> SweepResult:
     """Train every configuration (a list of dicts) and collect a `SweepResult`: the code path shared by
-    `grid_search` and `random_search` (see the module docstring for the arguments)."""
-    loss = validate.check_loss(loss, "grid_search/random_search(model, loss, optimizer, train_data)")
-    validate.check_gradients(gradients)
-    epochs = validate.positive_int(epochs, "epochs")
-    batch_size = validate.positive_int(batch_size, "batch_size")
-    validate.check_key(key)
-    check_chunk(eval_batch_size, "eval_batch_size")
-    validate.check_callable(augment, "augment", "fn(key, xb) -> xb")
+    `grid_search` and `random_search` (see the module docstring for the arguments). The arguments are checked
+    once, on the first configuration (`check_run`), which also chooses the driver of `loop="auto"` for them all."""
     if isinstance(static, str):
         static = (static,)
     numeric, structural = split_axes(configs, static)
     groups = group_by_structure(configs, structural)
     t0 = time.perf_counter()
-    first = Builder(model, optimizer, penalty, tuple(groups[0][0].items()))
     hp0 = {n: v[0] for n, v in numeric_arrays([configs[0]], numeric).items()}
-    x, y, val, classification, shape = lanes.check_data(first, hp0, key, loss, train_data, val_data, batch_size)
-    monitor, rule = lanes.resolve_stopping(early_stopping, val is not None, classification, default_monitor=monitor)
+    run = check_run("grid_search/random_search", model, loss, optimizer, train_data, epochs=epochs,
+                    batch_size=batch_size, key=key, hp=hp0, static=groups[0][0], val_data=val_data, gradients=gradients,
+                    penalty=penalty, early_stopping=early_stopping, monitor=monitor, loop=loop, drop_last=drop_last,
+                    augment=augment, compute_dtype=compute_dtype, eval_batch_size=eval_batch_size)
     rows, histories, outcomes = [None] * len(configs), [None] * len(configs), []
-    policy = policy_of(compute_dtype, None)
     for static_values, indices in groups:
-        build = Builder(model, optimizer, penalty, tuple(static_values.items()))
-        spec = build({n: v[0] for n, v in numeric_arrays([configs[indices[0]]], numeric).items()})
-        params, state = jax.eval_shape(lambda k: spec.model.init(k, shape)[1:], key)
-        config = TrainConfig(batch_size=batch_size, gradients=gradients, drop_last=drop_last, augment=augment,
-                             loop=loops.resolve(loop, spec.model, params, state, shape, x.dtype), policy=policy,
-                             eval_batch_size=eval_batch_size, plateau_per_step=False)
+        group = run._replace(build=Builder(model, optimizer, penalty, tuple(static_values.items())))
         hps = numeric_arrays([configs[i] for i in indices], numeric)
-        out = lanes.train_lanes(build, loss, config, x, y, val, hps, _lane_keys(key, [configs[i] for i in indices]),
-                                epochs=epochs, classification=classification, input_shape=shape, rule=rule,
-                                monitor=monitor, keep_best=True, chunk_size=chunk_size, progress=progress,
-                                verbose=verbose, desc=desc)
+        out = lanes.train_lanes(group, hps, _lane_keys(key, [configs[i] for i in indices]), chunk_size=chunk_size,
+                                progress=progress, verbose=verbose, desc=desc)
         for j, i in enumerate(indices):
             histories[i] = out.histories[j]
             rows[i] = _row(configs[i], out.histories[j], out.best_epochs[j], out.stop_reasons[j])
         outcomes.append((list(indices), out))
-    return SweepResult([dict(c) for c in configs], rows, histories, monitor, outcomes, len(groups),
+    return SweepResult([dict(c) for c in configs], rows, histories, run.monitor, outcomes, len(groups),
                        time.perf_counter() - t0)
 
 

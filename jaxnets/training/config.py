@@ -3,7 +3,7 @@
 calls with equal specs and configs share one compiled epoch.
 
     build = Builder(model, optimizer, penalty)          # build(hp) -> Spec, hp a dict of (traced) numbers
-    config = TrainConfig(batch_size=32, gradients="manual", loop="scan")
+    config = train_config(32, "manual", loop="scan")      # the one place a TrainConfig is made
 
 A `Builder` entry may be the object itself or a function of the hyper-parameters `hp` (called inside the
 traced program, so numeric entries are traced arrays: a sweep over learning rates is one compiled program).
@@ -92,3 +92,16 @@ class TrainConfig:
     def replace(self, **changes) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
 
+
+
+def train_config(batch_size: Optional[int], gradients: str = "manual", *, drop_last: bool = False,
+                 shuffle: bool = True, augment: Optional[Callable] = None, mesh: Any = None, loop: str = "scan",
+                 progress_every: int = 0, policy: Optional[Policy] = None, eval_batch_size: Optional[int] = 1024,
+                 plateau: str = "step") -> TrainConfig:
+    """The `TrainConfig` of checked values, made here and nowhere else (`jaxnets.training.run.check_run` for
+    `fit`, ensembles and sweeps; the building blocks `make_step`, `make_epoch`). plateau: "epoch" (the engine
+    judges a reduce-on-plateau transformation once per epoch) or "step" (on every batch's cost), the public
+    string turned into `plateau_per_step`."""
+    return TrainConfig(batch_size=batch_size, gradients=gradients, drop_last=drop_last, shuffle=shuffle,
+                       augment=augment, mesh=mesh, loop=loop, progress_every=progress_every, policy=policy,
+                       eval_batch_size=eval_batch_size, plateau_per_step=plateau == "step")

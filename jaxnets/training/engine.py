@@ -42,13 +42,14 @@ from jaxnets.training.streaming import ArrayData
 
 
 class Plan(NamedTuple):
-    """A validated run. data: ArrayData (device arrays) or Stream; val: (x, y) device arrays or None; lanes: K or
-    None (one model); hps: {name: (K,) arrays} ({} for one model); keys: (K,) keys or one key; ts: the initial
-    TrainState (stacked for lanes); rule: EarlyStopping or None; monitor: the column the best epoch is chosen
-    on (None: no best epoch); keep_best: keep the best epoch's params; callbacks: fn(epoch, row, ts) (one
-    model only); checkpoint: a CheckpointDir or None, with `identity` the run's fingerprint; every: checkpoint
-    period; on_divergence: "raise" (one model) or "stop" (lanes); metrics: (name, fn) pairs measured after each
-    epoch on the training and validation sets (`jaxnets.training.metrics`)."""
+    """A checked run (a `jaxnets.training.run.Run`, through `Plan.of`) and what its caller adds. data: ArrayData
+    (device arrays) or Stream; val: (x, y) device arrays or None; lanes: K or None (one model); hps: {name: (K,)
+    arrays} ({} for one model); keys: (K,) keys or one key; ts: the initial TrainState (stacked for lanes); rule:
+    EarlyStopping or None; monitor: the column the best epoch is chosen on (None: no best epoch); keep_best: keep
+    the best epoch's params; callbacks: fn(epoch, row, ts) (one model only); checkpoint: a CheckpointDir or None,
+    with `identity` the run's fingerprint; every: checkpoint period; on_divergence: "raise" (one model) or "stop"
+    (lanes); metrics: (name, fn) pairs measured after each epoch on the training and validation sets
+    (`jaxnets.training.metrics`)."""
 
     build: Builder
     loss: Any
@@ -74,6 +75,12 @@ class Plan(NamedTuple):
     desc: str = "fit"
     sharding: Any = None
     metrics: tuple = ()
+
+    @classmethod
+    def of(cls, run, **rest) -> "Plan":
+        """The Plan of a checked `Run`: its fields of the same names, then `rest` (lanes, hps, callbacks, ...;
+        a chunk of lanes gives its own keys and ts)."""
+        return cls(**{**{name: getattr(run, name) for name in cls._fields if name in run._fields}, **rest})
 
 
 class Outcome(NamedTuple):

@@ -4,8 +4,8 @@
                          val_data=(xv, yv), early_stopping=EarlyStopping(patience=5))
     result.params, result.state, result.opt_state, result.history, result.best_epoch
 
-Everything is checked before anything compiles (each error names the argument and the fix), then
-`jaxnets.training.engine.run` trains. Epoch numbers are 1-based everywhere (history, best_epoch, messages,
+Everything is checked before anything compiles, by `jaxnets.training.run.check_run` (each error names the argument
+and the fix), then `jaxnets.training.engine.run` trains the checked `Run`. Epoch numbers are 1-based everywhere (history, best_epoch, messages,
 checkpoint names); epoch e draws everything random from `fold_in(key, e − 1)`.
 
 Divergence: when a step's cost, gradient or update is NaN/Inf, training stops and `TrainingDivergedError` is
@@ -18,24 +18,20 @@ import os
 from typing import Any, Callable, NamedTuple, Optional, Union
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxnets.core import Layer
 from jaxnets.losses import Loss, Penalty
 from jaxnets.optim.base import GradientTransformation
-from jaxnets.training import engine, loops, validate
-from jaxnets.training import trainable as trainable_leaves
-from jaxnets.training.validate import policy_of  # noqa: F401  (also imported from here by ensembles, sweeps)
-from jaxnets.training.config import Builder, TrainConfig
+from jaxnets.training import engine, validate
 from jaxnets.training.early_stopping import EarlyStopping, StopReason
-from jaxnets.training.evaluation import DEFAULT_CHUNK, check_chunk
+from jaxnets.training.evaluation import DEFAULT_CHUNK
 from jaxnets.training.history import History
 from jaxnets.training.metrics import check_metrics
-from jaxnets.training.progress import shows_bar
 from jaxnets.training.resume import CheckpointDir, CheckpointWriteError, data_digest, run_identity
+from jaxnets.training.run import check_run
 from jaxnets.training.state import TrainState
-from jaxnets.training.streaming import ArrayData, Stream, looks_like_arrays
+from jaxnets.training.streaming import looks_like_arrays
 
 class FitResult(NamedTuple):
     """params/state: the final ones, or those of `best_epoch` when early stopping restored them;
@@ -97,33 +93,6 @@ def fit_result(outcome: engine.Outcome, keep_best: bool, lane: int | None = None
                      resumed_from=outcome.resumed_from)
 
 
-def _checked_data(train_data, batch_size, steps_per_epoch):
-    """("arrays" or a Stream, x, y, batch_size): for arrays x, y are the data, for a stream its first batch."""
-    if looks_like_arrays(train_data):
-        x, y = validate.check_arrays(train_data, "train_data")
-        batch_size = validate.positive_int(batch_size, "batch_size", "the number of examples per mini-batch")
-        if batch_size > x.shape[0]:
-            raise ValueError(f"batch_size {batch_size} is larger than the {x.shape[0]} training examples; use "
-                             f"batch_size <= {x.shape[0]}")
-        if steps_per_epoch is not None:
-            raise ValueError("steps_per_epoch bounds a stream of batches; with (x, y) arrays an epoch is one pass "
-                             "over them (drop it, or pass the batches as a stream)")
-        return "arrays", x, y, batch_size
-    if isinstance(train_data, (tuple, list)) and len(train_data) == 2 and not isinstance(train_data[0], (tuple, list)):
-        if all(hasattr(part, "__iter__") and not hasattr(part, "shape") for part in train_data):
-            raise TypeError("train_data is a pair of iterables (inputs, targets); a stream yields (xb, yb) pairs: pass "
-                            "zip(x_batches, y_batches), or a function returning them")
-        validate.check_arrays(train_data, "train_data")  # raises the array errors (e.g. a 1-D x)
-    if steps_per_epoch is not None:
-        steps_per_epoch = validate.positive_int(steps_per_epoch, "steps_per_epoch")
-    stream = Stream(train_data, steps_per_epoch)
-    x, y = validate.check_arrays(stream.first, "train_data (epoch 1, batch 1)")   # checked exactly like arrays
-    if batch_size is not None and batch_size != x.shape[0]:
-        raise ValueError(f"batch_size={batch_size} but the stream's batches have {x.shape[0]} examples; streamed "
-                         "batches bring their own size (leave batch_size=None)")
-    return stream, x, y, None
-
-
 def fit(model: Layer, loss: Union[Loss, str, Callable[..., Any]], optimizer: Union[GradientTransformation, str],
         train_data: Any, *, epochs: int, batch_size: int | None = None, key: jax.Array,
         val_data: Optional[tuple[Any, Any]] = None, gradients: str = "manual", penalty: Optional[Penalty] = None,
@@ -170,101 +139,39 @@ def fit(model: Layer, loss: Union[Loss, str, Callable[..., Any]], optimizer: Uni
     epoch's last update (plateau scale included) when it can be read (jaxnets' optimizers, optax's
     `inject_hyperparams`), lr_scale: the plateau scale.
     """
-    validate.check_model(model, "fit")
-    loss = validate.check_loss(loss, "fit(model, loss, optimizer, train_data)")
-    if plateau not in PLATEAU_MODES:
-        raise ValueError(f"plateau must be one of {PLATEAU_MODES} (when a reduce-on-plateau transformation is judged: "
-                         f"once per epoch on the monitored value, or on every batch's cost), got {plateau!r}")
     keep_checkpoints = validate.positive_int(keep_checkpoints, "keep_checkpoints", "how many checkpoints to keep")
-    train_data, val_data = _split_validation(train_data, val_data, validation_split)
-    metrics = check_metrics(metrics)
-    optimizer = validate.check_optimizer(optimizer, "fit")
-    validate.check_gradients(gradients)
-    penalty = validate.check_penalty(penalty)
-    epochs = validate.positive_int(epochs, "epochs")
     checkpoint_every = validate.positive_int(checkpoint_every, "checkpoint_every")
-    validate.check_key(key)
-    mesh = validate.check_mesh(mesh)
-    validate.check_callable(augment, "augment", "fn(key, xb) -> xb")
-    callbacks = validate.check_callbacks(callbacks)
-    loops.check_loop(loop)
-    policy = policy_of(compute_dtype, loss_scale)
-    check_chunk(eval_batch_size, "eval_batch_size")
-    for flag, name in ((resume, "resume"), (overwrite, "overwrite"), (drop_last, "drop_last"), (shuffle, "shuffle")):
+    for flag, name in ((resume, "resume"), (overwrite, "overwrite")):
         if not isinstance(flag, bool):
             raise TypeError(f"{name} must be True or False, got {flag!r}")
     if (resume or overwrite) and checkpoint_dir is None:
         raise ValueError(f"{'resume' if resume else 'overwrite'}=True needs checkpoint_dir, the directory of the run")
-    if early_stopping is not None and not isinstance(early_stopping, EarlyStopping):
-        raise TypeError("early_stopping must be an EarlyStopping(patience=...) or None")
-
-    source, x, y, batch_size = _checked_data(train_data, batch_size, steps_per_epoch)
-    validate.warn_if_channels_first(x, "train_data")
-    if params is None or state is None:
-        init_p, init_s = validate.init_params(model, key, x)
-        params = init_p if params is None else params
-        state = init_s if state is None else state
-    validate.check_params_like(model, params, state, x.shape[1:], "fit")
-    optimizer, penalty = trainable_leaves.apply(trainable_leaves.resolve(trainable, params), optimizer, penalty)
-    trainable_leaves.warn_raw_gradients(optimizer, params)
-    if gradients == "manual":
-        validate.check_backward_structure(model, params, state, x, key, batch_size or x.shape[0])
-    out_shape = validate.output_shape(model, params, state, x)
-    validate.check_targets(y, out_shape, "train_data", loss)
-    classification = validate.is_classification(y, out_shape)
-    val = None
-    if val_data is not None:
-        xv, yv = validate.check_arrays(val_data, "val_data")
-        validate.check_same_features(x, xv)
-        validate.check_targets(yv, out_shape, "val_data", loss)
-        val = (xv, yv)
-    monitor = early_stopping.monitor if early_stopping else ("val_loss" if val is not None else None)
-    if early_stopping is not None:
-        if early_stopping.monitor.startswith("val") and val is None:
-            raise ValueError(f"early stopping monitors {early_stopping.monitor!r} but no val_data was given; "
-                             "pass val_data=(x_val, y_val) or EarlyStopping(..., monitor='train_loss')")
-        if early_stopping.monitor.endswith("accuracy") and not classification:
-            raise ValueError("early stopping on accuracy needs classification targets; monitor a loss instead")
-    sharding = None
-    if mesh is not None:
-        from jaxnets.parallel import check_batches, replicated
-
-        if source == "arrays":
-            check_batches(mesh, x.shape[0], batch_size, drop_last)  # every batch, the last one too, splits
-        sharding = replicated(mesh)
-    driver = "step" if source != "arrays" else loops.resolve(loop, model, params, state, x.shape[1:], x.dtype)
-    if source != "arrays" and loop == "scan":
-        raise ValueError("loop='scan' needs (x, y) arrays on the device; streamed batches run with loop='step' "
-                         "(or 'auto')")
-    show = shows_bar(progress) and jax.process_index() == 0
-    config = TrainConfig(batch_size=batch_size, gradients=gradients, drop_last=drop_last, shuffle=shuffle,
-                         augment=augment, mesh=mesh, loop=driver,
-                         progress_every=_progress_every(x.shape[0] if source == "arrays" else None, batch_size)
-                         if show and driver == "scan" else 0, policy=policy, eval_batch_size=eval_batch_size,
-                         plateau_per_step=plateau == "step")
-    build = Builder(model, optimizer, penalty)
-    data = ArrayData(*jax.device_put((jnp.asarray(x), jnp.asarray(y)), sharding)) if source == "arrays" else source
-    if val is not None:
-        val = jax.device_put((jnp.asarray(val[0]), jnp.asarray(val[1])), sharding)
-    ts = validate.check_initial_cost(model, loss, params, state, x, y, optimizer)   # and the initial TrainState
-    keep_best = early_stopping is not None and early_stopping.restore_best
-    plan = engine.Plan(build=build, loss=loss, config=config, data=data, val=val, lanes=None, hps={}, keys=key, ts=ts,
-                       epochs=epochs, classification=classification, input_shape=tuple(x.shape[1:]),
-                       rule=early_stopping, monitor=monitor, keep_best=keep_best, callbacks=callbacks,
-                       every=checkpoint_every, progress=progress, verbose=verbose, sharding=sharding, metrics=metrics)
+    callbacks = validate.check_callbacks(callbacks)
+    metrics = check_metrics(metrics)
+    train_data, val_data = _split_validation(train_data, val_data, validation_split)
+    run = check_run("fit", model, loss, optimizer, train_data, epochs=epochs, batch_size=batch_size, key=key,
+                    val_data=val_data, gradients=gradients, penalty=penalty, early_stopping=early_stopping,
+                    loop=loop, drop_last=drop_last, shuffle=shuffle, augment=augment, compute_dtype=compute_dtype,
+                    loss_scale=loss_scale, eval_batch_size=eval_batch_size, plateau=plateau,
+                    steps_per_epoch=steps_per_epoch, mesh=mesh, params=params, state=state, trainable=trainable,
+                    progress=progress)
+    plan = engine.Plan.of(run, lanes=None, hps={}, callbacks=callbacks, every=checkpoint_every, progress=progress,
+                          verbose=verbose, metrics=metrics)
+    keep_best, policy = run.keep_best, run.config.policy
     directory, resume_point = None, None
     try:
         if checkpoint_dir is not None:
             directory = CheckpointDir(checkpoint_dir, resume=resume, overwrite=overwrite,
                                       writer=jax.process_index() == 0, keep=keep_checkpoints)
-            if source != "arrays" and resume and source.one_pass:
+            if run.streamed and resume and run.data.one_pass:
                 raise ValueError("resume=True with an iterator as train_data: a one-pass iterator cannot be rewound "
                                  "to the epoch the run stopped at; pass a function returning the batches of an epoch "
                                  "(called with the epoch number when it takes one) to resume a streamed run")
-            digest = data_digest(x, y) if source == "arrays" else {"stream": data_digest(x, y)}
-            identity = run_identity(model, loss, penalty, ts, optimizer, key, digest, {
-                "batch_size": batch_size, "gradients": gradients, "drop_last": drop_last, "shuffle": shuffle,
-                "augment": augment is not None, "compute_dtype": None if policy is None else policy.name,
+            digest = {"stream": data_digest(*run.sample)} if run.streamed else data_digest(*run.sample)
+            identity = run_identity(model, run.loss, run.build.penalty, run.ts, run.build.optimizer, key, digest, {
+                "batch_size": run.config.batch_size, "gradients": gradients, "drop_last": drop_last,
+                "shuffle": shuffle, "augment": augment is not None,
+                "compute_dtype": None if policy is None else policy.name,
                 "loss_scale": None if policy is None else policy.loss_scale, "keep_best": keep_best})
             plan = plan._replace(checkpoint=directory, identity=identity)
             found = directory.prepare(identity)
@@ -289,9 +196,6 @@ def fit(model: Layer, loss: Union[Loss, str, Callable[..., Any]], optimizer: Uni
         if directory is not None:
             directory.close()
     return fit_result(outcome, keep_best)
-
-
-PLATEAU_MODES = ("epoch", "step")
 
 
 def _split_validation(train_data, val_data, validation_split):
@@ -321,9 +225,3 @@ def _divergence_hint(policy) -> str:
                 "learning rate.")
     return "Lower the learning rate, clip gradients (optim.clip_by_global_norm), or check the data scale."
 
-
-def _progress_every(n: int | None, batch_size: int | None) -> int:
-    """How often a scanned epoch reports its steps to the bar: about 50 times per epoch."""
-    if not n or not batch_size:
-        return 0
-    return max(1, (n // batch_size) // 50)

@@ -40,6 +40,23 @@ def check_key(key, name: str = "key") -> jax.Array:
     return key
 
 
+def check_keys(keys, name: str = "keys") -> jax.Array:
+    """K PRNG keys stacked on axis 0 (one per ensemble member): typed keys of shape (K,) or raw uint32 keys of
+    shape (K, 2); a list of keys is stacked."""
+    if isinstance(keys, (list, tuple)) and keys:
+        keys = jnp.stack([jnp.asarray(k) for k in keys])
+    hint = f"pass {name}=jax.random.split(jax.random.key(0), K) for K members"
+    if not isinstance(keys, jax.Array):
+        raise TypeError(f"{name} must be an array of PRNG keys stacked on axis 0, got {type(keys).__name__}; {hint}")
+    typed = jax.dtypes.issubdtype(keys.dtype, jax.dtypes.prng_key)
+    if not ((typed and keys.ndim == 1) or (keys.dtype == jnp.uint32 and keys.ndim == 2)):
+        raise ValueError(f"{name} must hold K keys stacked on axis 0, got dtype {keys.dtype} shape "
+                         f"{tuple(keys.shape)}; {hint}")
+    if keys.shape[0] < 1:
+        raise ValueError(f"{name} is empty; {hint}")
+    return keys
+
+
 def check_model(model, where: str) -> Layer:
     if not isinstance(model, Layer):
         from jaxnets.core import not_a_layer_hint
